@@ -1,0 +1,179 @@
+//! The one list of command-line flags. Parsing, validation and the help text all read it,
+//! so a flag is defined in exactly one place.
+
+/// How a flag's value is written and parsed (Go `flag` package semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `--flag`, `--flag=true|false`; never takes the next argument.
+    Bool,
+    /// Signed integer with Go literal syntax (`0x1F`, `0o17`, `017`, `1_000`).
+    Int,
+    /// Unsigned integer with Go literal syntax; negatives are a parse error.
+    Uint,
+    /// Free text; the last occurrence wins.
+    Text,
+    /// Free text; every occurrence is kept, in order.
+    Repeated,
+}
+
+/// One command-line flag: its name, value kind, and the help text shown by `--help`.
+#[derive(Debug)]
+pub struct Flag {
+    /// Name without dashes, as typed after `-` or `--`.
+    pub name: &'static str,
+    /// How the value is parsed.
+    pub kind: Kind,
+    /// Placeholder for the value in the help text (empty for booleans).
+    pub value_name: &'static str,
+    /// Help text; may span several lines.
+    pub help: &'static str,
+}
+
+const fn flag(
+    name: &'static str,
+    kind: Kind,
+    value_name: &'static str,
+    help: &'static str,
+) -> Flag {
+    Flag {
+        name,
+        kind,
+        value_name,
+        help,
+    }
+}
+
+/// Every flag websocketd accepts, in the order the help text lists them.
+pub static FLAGS: &[Flag] = &[
+    flag(
+        "port",
+        Kind::Int,
+        "PORT",
+        "HTTP port to listen on, for every --address.\nDefault: 80.",
+    ),
+    flag(
+        "address",
+        Kind::Repeated,
+        "ADDRESS",
+        "Interface to bind to (e.g. 127.0.0.1 or [::1]). May be given\nseveral times. Default: all interfaces.",
+    ),
+    flag(
+        "origin",
+        Kind::Text,
+        "LIST",
+        "Comma separated list of origins allowed to open WebSockets:\nhost, host:port or scheme://host:port. Default: any origin.",
+    ),
+    flag(
+        "sameorigin",
+        Kind::Bool,
+        "",
+        "Only allow WebSockets whose Origin matches the requested Host.",
+    ),
+    flag(
+        "passenv",
+        Kind::Text,
+        "LIST",
+        "Comma separated names of this daemon's environment variables\nto hand to every program. Default: PATH,LD_LIBRARY_PATH.",
+    ),
+    flag(
+        "binary",
+        Kind::Bool,
+        "",
+        "Binary mode: relay raw bytes as binary messages instead of\nlines as text messages.",
+    ),
+    flag(
+        "passstderr",
+        Kind::Bool,
+        "",
+        "Send the program's stderr to the client too; every line becomes\na JSON object {\"stream\":\"stdout|stderr\",\"data\":\"...\"}.\nCannot be combined with --binary.",
+    ),
+    flag(
+        "reverselookup",
+        Kind::Bool,
+        "",
+        "Resolve client addresses to host names for REMOTE_HOST and logs.",
+    ),
+    flag(
+        "dir",
+        Kind::Text,
+        "DIR",
+        "Serve every program in DIR, each under its own URL path,\ninstead of a single COMMAND.",
+    ),
+    flag(
+        "maxforks",
+        Kind::Int,
+        "N",
+        "Most programs running at once; further upgrades get 429.\n0 or less: no limit. Default: 1024.",
+    ),
+    flag(
+        "closems",
+        Kind::Uint,
+        "MS",
+        "Extra milliseconds added to each wait of the termination\nsequence (stdin closed, SIGINT, SIGTERM, then SIGKILL after\n100ms, 250ms and 500ms). Default: 0.",
+    ),
+    flag(
+        "pingms",
+        Kind::Uint,
+        "MS",
+        "Ping clients every MS milliseconds and drop those that do not\nanswer within twice that. Default: 0 (off).",
+    ),
+    flag(
+        "maxframesize",
+        Kind::Int,
+        "BYTES",
+        "Largest message accepted from a client; larger ones close the\nconnection with 1009. 0 or less: no limit. Default: 1048576.",
+    ),
+    flag(
+        "header",
+        Kind::Repeated,
+        "\"NAME: VALUE\"",
+        "Add a header to every response (may be repeated).",
+    ),
+    flag(
+        "header-ws",
+        Kind::Repeated,
+        "\"NAME: VALUE\"",
+        "Add a header to WebSocket upgrade responses only.",
+    ),
+    flag(
+        "header-http",
+        Kind::Repeated,
+        "\"NAME: VALUE\"",
+        "Add a header to plain HTTP responses only.",
+    ),
+    flag(
+        "loglevel",
+        Kind::Text,
+        "LEVEL",
+        "Least important log level printed: debug, trace, access, info,\nerror, fatal. Default: access.",
+    ),
+    flag("version", Kind::Bool, "", "Print the version and exit."),
+    flag("license", Kind::Bool, "", "Print the license and exit."),
+    flag("help", Kind::Bool, "", "Print this help and exit."),
+];
+
+/// Looks a flag up by the name typed on the command line (`h` is `help`).
+pub fn find(name: &str) -> Option<&'static Flag> {
+    let name = if name == "h" { "help" } else { name };
+    FLAGS.iter().find(|flag| flag.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in FLAGS.iter().enumerate() {
+            for b in &FLAGS[i + 1..] {
+                assert_ne!(a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn short_help_alias() {
+        assert_eq!(find("h").map(|f| f.name), Some("help"));
+        assert!(find("bogus").is_none());
+    }
+}

@@ -1,0 +1,315 @@
+//! The command line: Go-style flag parsing, then the validation checks in upstream's order,
+//! producing either a [`Config`] or the exact output and exit code to finish with.
+
+pub mod flags;
+pub mod goflag;
+pub mod help;
+
+use crate::config::{Config, CustomHeader, CustomHeaders, Launch};
+use crate::environment::snapshot_passenv;
+use crate::logging::Level;
+use crate::ws::origin::OriginPolicy;
+use hyper::header::{HeaderName, HeaderValue};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Default `--passenv` on Linux.
+const DEFAULT_PASSENV: &str = "PATH,LD_LIBRARY_PATH";
+/// Default `--maxforks`.
+const DEFAULT_MAX_FORKS: i64 = 1024;
+/// Default `--maxframesize`.
+const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
+
+/// The command line asked to stop before serving: what to print and the exit code.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// Process exit code.
+    pub code: i32,
+    /// Text for stdout.
+    pub stdout: String,
+    /// Text for stderr.
+    pub stderr: String,
+}
+
+impl Exit {
+    fn new(code: i32, stdout: impl Into<String>, stderr: impl Into<String>) -> Exit {
+        Exit {
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+}
+
+/// Parses and validates the full argument list (argv[0] first).
+pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
+    let name = help::program_name(argv.first().map(OsString::as_os_str));
+    let usage = help::short_usage(&name);
+    let args = argv.get(1..).unwrap_or_default();
+    let parsed =
+        goflag::parse(args).map_err(|message| Exit::new(2, "", format!("{message}{usage}")))?;
+    if parsed.help {
+        return Err(Exit::new(0, "", help::full_help(&name)));
+    }
+    if args.is_empty() {
+        return Err(Exit::new(1, "Command line arguments are missing.\n", usage));
+    }
+    if parsed.flag("version") {
+        return Err(Exit::new(0, help::version_line(&name), ""));
+    }
+    if parsed.flag("license") {
+        return Err(Exit::new(0, help::license_text(&name), ""));
+    }
+    let log_level = match parsed.text("loglevel") {
+        None => Level::Access,
+        Some(text) => Level::parse(text).ok_or_else(|| {
+            Exit::new(
+                1,
+                format!("Incorrect loglevel flag '{text}'. Use --help to see allowed values.\n"),
+                usage.clone(),
+            )
+        })?,
+    };
+    let fail = |message: String| Exit::new(1, "", format!("{message}\n{usage}"));
+    if parsed.flag("binary") && parsed.flag("passstderr") {
+        return Err(Exit::new(
+            1,
+            "",
+            "please only specify one of --binary and --passstderr\n",
+        ));
+    }
+    let dir = parsed.text("dir").filter(|d| !d.is_empty());
+    if parsed.command.is_empty() && dir.is_none() {
+        return Err(fail(
+            "Please specify COMMAND or provide --dir, --staticdir or --cgidir argument.".into(),
+        ));
+    }
+    if !parsed.command.is_empty() && dir.is_some() {
+        return Err(fail(
+            "ambiguous: provided COMMAND and --dir argument, please only specify one".into(),
+        ));
+    }
+    let launch = if let Some((command, args)) = parsed.command.split_first() {
+        let program = look_path(command).ok_or_else(|| {
+            fail(format!(
+                "unable to locate specified COMMAND '{}' in OS path",
+                command.to_string_lossy()
+            ))
+        })?;
+        Launch::Command {
+            program,
+            args: args.to_vec(),
+        }
+    } else {
+        let dir = dir.unwrap_or_default();
+        match std::fs::metadata(dir) {
+            Err(_) => return Err(fail(format!("could not find your script dir '{dir}'"))),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(fail(format!(
+                    "did you mean to specify COMMAND instead of --dir '{dir}'?"
+                )))
+            }
+            Ok(_) => Launch::Dir(absolute(Path::new(dir))),
+        }
+    };
+
+    let headers = CustomHeaders {
+        all: parse_headers(parsed.list("header")),
+        ws: parse_headers(parsed.list("header-ws")),
+        http: parse_headers(parsed.list("header-http")),
+    };
+    let max_forks = parsed.int("maxforks").unwrap_or(DEFAULT_MAX_FORKS);
+    let max_message = parsed.int("maxframesize").unwrap_or(DEFAULT_MAX_MESSAGE);
+    Ok(Config {
+        port: parsed.int("port").unwrap_or(0),
+        addresses: parsed.list("address").to_vec(),
+        launch: Some(launch),
+        origin: OriginPolicy::new(parsed.flag("sameorigin"), parsed.text("origin")),
+        passenv: snapshot_passenv(parsed.text("passenv").unwrap_or(DEFAULT_PASSENV)),
+        binary: parsed.flag("binary"),
+        pass_stderr: parsed.flag("passstderr"),
+        reverse_lookup: parsed.flag("reverselookup"),
+        max_forks: usize::try_from(max_forks).ok().filter(|&n| n > 0),
+        close_ms: parsed.uint("closems").unwrap_or(0),
+        ping_ms: parsed.uint("pingms").unwrap_or(0),
+        max_message: usize::try_from(max_message).ok().filter(|&n| n > 0),
+        headers,
+        log_level,
+    })
+}
+
+/// Finds COMMAND as a shell would: a bare name is searched in PATH; a name with `/` must
+/// exist, not be a directory, and be executable.
+fn look_path(command: &OsStr) -> Option<PathBuf> {
+    let as_path = Path::new(command);
+    if command.as_encoded_bytes().contains(&b'/') {
+        return is_executable(as_path).then(|| as_path.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".").join(command)
+            } else {
+                dir.join(command)
+            }
+        })
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .map(|meta| !meta.is_dir() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `"Name: value"` → canonical name and value (leading spaces stripped); no colon means a
+/// name with an empty value. Entries that cannot be sent as a header are skipped.
+fn parse_headers(values: &[String]) -> Vec<CustomHeader> {
+    values
+        .iter()
+        .filter_map(|raw| {
+            let (name, value) = raw.split_once(':').unwrap_or((raw.as_str(), ""));
+            let value = value.trim_start_matches(' ');
+            let name = HeaderName::from_bytes(canonical_header_name(name).as_bytes()).ok()?;
+            let value_bytes: Vec<u8> = value.bytes().collect();
+            let upgrade_bytes: Vec<u8> = value_bytes
+                .iter()
+                .map(|&b| if b <= 0x1f { b' ' } else { b })
+                .collect();
+            Some(CustomHeader {
+                name,
+                value: HeaderValue::from_bytes(&value_bytes)
+                    .or_else(|_| HeaderValue::from_bytes(&upgrade_bytes))
+                    .ok()?,
+                upgrade_value: HeaderValue::from_bytes(&upgrade_bytes).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// MIME header canonical case: `x-foo-bar` → `X-Foo-Bar`.
+pub fn canonical_header_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            upper = c == '-';
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, Exit> {
+        let mut argv = vec![OsString::from("websocketd")];
+        argv.extend(args.iter().map(OsString::from));
+        parse(&argv)
+    }
+
+    fn exit(args: &[&str]) -> Exit {
+        run(args).expect_err("expected an exit")
+    }
+
+    #[test]
+    fn validation_rows() {
+        let e = exit(&["--bogus"]);
+        assert_eq!(e.code, 2);
+        assert!(e
+            .stderr
+            .starts_with("flag provided but not defined: -bogus\n\nUsage:"));
+        assert_eq!(exit(&["--help"]).code, 0);
+        let e = exit(&[]);
+        assert_eq!(
+            (e.code, e.stdout.as_str()),
+            (1, "Command line arguments are missing.\n")
+        );
+        let e = exit(&["--version", "--loglevel=bad"]);
+        assert_eq!(e.code, 0);
+        assert!(e.stdout.starts_with("websocketd "));
+        let e = exit(&["--license"]);
+        assert_eq!(e.code, 0);
+        assert!(e.stdout.contains("\n\n"));
+        let e = exit(&["--loglevel=bad", "cat"]);
+        assert_eq!(e.code, 1);
+        assert_eq!(
+            e.stdout,
+            "Incorrect loglevel flag 'bad'. Use --help to see allowed values.\n"
+        );
+        let e = exit(&["--binary", "--passstderr", "cat"]);
+        assert_eq!(
+            (e.code, e.stderr.as_str()),
+            (1, "please only specify one of --binary and --passstderr\n")
+        );
+        let e = exit(&["--port=8080"]);
+        assert_eq!(e.code, 1);
+        assert!(e.stderr.starts_with(
+            "Please specify COMMAND or provide --dir, --staticdir or --cgidir argument.\n"
+        ));
+        let e = exit(&["--dir=/tmp", "cat"]);
+        assert!(e
+            .stderr
+            .starts_with("ambiguous: provided COMMAND and --dir argument"));
+        let e = exit(&["no-such-command-here"]);
+        assert!(e
+            .stderr
+            .starts_with("unable to locate specified COMMAND 'no-such-command-here' in OS path"));
+        let e = exit(&["--dir=/no/such/dir"]);
+        assert!(e
+            .stderr
+            .starts_with("could not find your script dir '/no/such/dir'"));
+        let e = exit(&["--dir=/etc/hostname"]);
+        assert!(e
+            .stderr
+            .starts_with("did you mean to specify COMMAND instead of --dir '/etc/hostname'?"));
+    }
+
+    #[test]
+    fn defaults() {
+        let config = run(&["cat"]).unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.listen_port(), 80);
+        assert_eq!(config.max_forks, Some(1024));
+        assert_eq!(config.max_message, Some(1 << 20));
+        assert_eq!(config.log_level, Level::Access);
+        assert!(
+            matches!(config.launch, Some(Launch::Command { ref program, .. }) if program.ends_with("cat"))
+        );
+        let config = run(&["--maxforks=0", "--maxframesize=-1", "cat"]).unwrap();
+        assert_eq!(config.max_forks, None);
+        assert_eq!(config.max_message, None);
+    }
+
+    #[test]
+    fn go_style_forms_parse() {
+        for args in [
+            &["-port", "8080", "cat"][..],
+            &["--port=8080", "cat"],
+            &["--port", "8080", "--binary=false", "cat"],
+        ] {
+            assert_eq!(run(args).unwrap().port, 8080, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn header_flags() {
+        let h = parse_headers(&["x-foo:  bar".into(), "X-EMPTY".into(), "x-tab:\tv".into()]);
+        assert_eq!(h[0].name.as_str(), "x-foo");
+        assert_eq!(h[0].value, "bar");
+        assert_eq!(h[1].value, "");
+        assert_eq!(h[2].upgrade_value, " v");
+        assert_eq!(canonical_header_name("x-foo-BAR"), "X-Foo-Bar");
+    }
+}

@@ -1,0 +1,88 @@
+//! The validated configuration the server runs with. Built once from the command line by
+//! `cli`, then shared read-only by every connection.
+
+use crate::logging::Level;
+use crate::ws::origin::OriginPolicy;
+use hyper::header::{HeaderName, HeaderValue};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What a WebSocket connection runs.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// One program for every connection.
+    Command {
+        /// The executable, resolved once at start-up (PATH lookup for bare names).
+        program: PathBuf,
+        /// Its arguments, as given after COMMAND.
+        args: Vec<OsString>,
+    },
+    /// `--dir`: the URL path names a program inside this absolute directory.
+    Dir(PathBuf),
+}
+
+/// A `--header`-style response header.
+#[derive(Debug, Clone)]
+pub struct CustomHeader {
+    /// Header name (sent in canonical case).
+    pub name: HeaderName,
+    /// Value as given.
+    pub value: HeaderValue,
+    /// Value for the 101 response, where control bytes are replaced by spaces.
+    pub upgrade_value: HeaderValue,
+}
+
+/// The three families of custom headers.
+#[derive(Debug, Clone, Default)]
+pub struct CustomHeaders {
+    /// `--header`: every response websocketd produces itself.
+    pub all: Vec<CustomHeader>,
+    /// `--header-ws`: the 101 upgrade response only.
+    pub ws: Vec<CustomHeader>,
+    /// `--header-http`: plain HTTP responses only.
+    pub http: Vec<CustomHeader>,
+}
+
+/// Everything the server needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `--port` as given (0 = default). Checked when listening, as upstream does.
+    pub port: i64,
+    /// `--address` values; empty means all interfaces.
+    pub addresses: Vec<String>,
+    /// What WebSocket connections run; `None` when only HTTP content is served.
+    pub launch: Option<Launch>,
+    /// `--origin` / `--sameorigin`.
+    pub origin: OriginPolicy,
+    /// `--passenv` variables with their start-up values, already sanitised.
+    pub passenv: Vec<(String, OsString)>,
+    /// `--binary`.
+    pub binary: bool,
+    /// `--passstderr`.
+    pub pass_stderr: bool,
+    /// `--reverselookup`.
+    pub reverse_lookup: bool,
+    /// `--maxforks`; `None` means unlimited.
+    pub max_forks: Option<usize>,
+    /// `--closems`.
+    pub close_ms: u64,
+    /// `--pingms`; 0 is off.
+    pub ping_ms: u64,
+    /// `--maxframesize`; `None` means unlimited.
+    pub max_message: Option<usize>,
+    /// `--header`, `--header-ws`, `--header-http`.
+    pub headers: CustomHeaders,
+    /// `--loglevel`.
+    pub log_level: Level,
+}
+
+impl Config {
+    /// The port listeners bind: `--port`, or the default when it is 0.
+    pub fn listen_port(&self) -> i64 {
+        if self.port == 0 {
+            80
+        } else {
+            self.port
+        }
+    }
+}

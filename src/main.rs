@@ -1,0 +1,42 @@
+//! websocketd: turns any program that reads stdin and writes stdout into a WebSocket
+//! server. `main` only parses the command line and hands the configuration to the server.
+
+mod cli;
+mod config;
+mod environment;
+mod forks;
+mod hostport;
+mod http;
+mod logging;
+mod process;
+mod scriptdir;
+mod server;
+mod state;
+mod ws;
+
+use std::io::Write;
+
+fn main() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let config = match cli::parse(&argv) {
+        Ok(config) => config,
+        Err(exit) => {
+            let _ = std::io::stdout().write_all(exit.stdout.as_bytes());
+            let _ = std::io::stderr().write_all(exit.stderr.as_bytes());
+            std::process::exit(exit.code);
+        }
+    };
+    logging::set_threshold(config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            logging::server(logging::Level::Fatal, &format!("Can't start server: {err}"));
+            std::process::exit(server::EXIT_LISTEN_FAILED);
+        }
+    };
+    let code = runtime.block_on(server::run(config));
+    std::process::exit(code);
+}

@@ -1,0 +1,261 @@
+//! The WebSocket route: find the program, check the handshake, take a fork slot, answer
+//! 101, then run the session with the program in a task of its own.
+
+pub mod handshake;
+pub mod origin;
+pub mod output;
+pub mod session;
+pub mod transport;
+
+use crate::config::Launch;
+use crate::environment::{self, EntryOrigin, EnvSettings, Peer, RequestFacts};
+use crate::forks::ForkSlot;
+use crate::http::response::{plain, Body};
+use crate::logging::{self, Level, Scope};
+use crate::state::AppState;
+use crate::{process, scriptdir};
+use hyper::body::Incoming as IncomingBody;
+use hyper::{Request, Response, StatusCode};
+use session::SessionSettings;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug)]
+pub struct Connection {
+    /// The client.
+    pub peer: Peer,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+}
+
+/// The parts of a request the upgrade needs, already read by the router.
+#[derive(Debug)]
+pub struct UpgradeRequest {
+    /// The request itself (its upgrade future is taken from it).
+    pub request: Request<IncomingBody>,
+    /// The Host header.
+    pub host: String,
+    /// The decoded, canonical URL path.
+    pub path: Vec<u8>,
+}
+
+/// Handles an upgrade request; the log `scope` already carries the `url`.
+pub async fn upgrade(
+    upgrade: UpgradeRequest,
+    state: &Arc<AppState>,
+    connection: &Connection,
+    mut scope: Scope,
+) -> Response<Body> {
+    let config = &state.config;
+    let Some(launch) = &config.launch else {
+        return plain(StatusCode::NOT_FOUND, "404 page not found");
+    };
+    let UpgradeRequest {
+        request,
+        host,
+        path,
+    } = upgrade;
+    let id = state.next_id().to_string();
+    scope.associate("id", id.clone());
+    let remote_host = remote_host(&connection.peer, config.reverse_lookup).await;
+    scope.associate("remote", remote_host.clone());
+
+    let (program, args, script_name, path_info): (PathBuf, Vec<OsString>, Vec<u8>, Vec<u8>) =
+        match launch {
+            Launch::Command { program, args } => {
+                (program.clone(), args.clone(), b"/".to_vec(), path.clone())
+            }
+            Launch::Dir(dir) => match scriptdir::resolve(dir, &path) {
+                Some(script) => (
+                    script.file,
+                    Vec::new(),
+                    script.script_name,
+                    script.path_info,
+                ),
+                None => {
+                    scope.access("session", "NOT FOUND: script not found");
+                    return plain(StatusCode::NOT_FOUND, "404 Not Found");
+                }
+            },
+        };
+    scope.associate("command", program.to_string_lossy().into_owned());
+    let origin_header = request
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    scope.associate(
+        "origin",
+        config
+            .origin
+            .effective_origin(origin_header.as_deref())
+            .to_string(),
+    );
+
+    let checks = handshake::HandshakeRequest {
+        method: request.method(),
+        headers: request.headers(),
+        host: &host,
+        tls: connection.tls,
+    };
+    let accept = match handshake::validate(&checks, &config.origin, &config.headers) {
+        Ok(accept) => accept,
+        Err(refusal) => {
+            if let Some(why) = &refusal.origin_reason {
+                scope.access("session", why);
+            }
+            scope.access("session", &format!("Unable to Upgrade: {}", refusal.reason));
+            return refusal.response();
+        }
+    };
+    let Some(slot) = state.forks.try_take() else {
+        scope.error(
+            "http",
+            "Max of possible forks already active, upgrade rejected",
+        );
+        return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests");
+    };
+
+    let query = request.uri().query().unwrap_or("");
+    let request_uri = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let protocol = if request.version() == hyper::Version::HTTP_10 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    };
+    let facts = RequestFacts {
+        peer: &connection.peer,
+        remote_host: &remote_host,
+        host: &host,
+        protocol,
+        path: &path,
+        query,
+        request_uri: &request_uri,
+        script_name: &script_name,
+        path_info: &path_info,
+        unique_id: &id,
+        headers: request.headers(),
+    };
+    let env = environment::build(
+        &facts,
+        &EnvSettings {
+            passenv: &config.passenv,
+            tls: connection.tls,
+        },
+    );
+    if logging::threshold() == Level::Debug {
+        log_environment(&scope, &env);
+    }
+
+    let response = handshake::switching_protocols(&accept, &config.headers);
+    let launch = Launched {
+        program,
+        args,
+        env,
+        slot,
+    };
+    let on_upgrade = hyper::upgrade::on(request);
+    let state = state.clone();
+    let guard = state.sessions.enter();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run_session(upgraded, launch, &state, scope).await,
+            Err(err) => scope.debug("websocket", &format!("Upgrade failed: {err}")),
+        }
+        drop(guard);
+    });
+    response
+}
+
+/// What a session will run, with the fork slot it holds until the program is gone.
+struct Launched {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<environment::Entry>,
+    slot: ForkSlot,
+}
+
+async fn run_session(
+    upgraded: hyper::upgrade::Upgraded,
+    launch: Launched,
+    state: &Arc<AppState>,
+    mut scope: Scope,
+) {
+    let config = &state.config;
+    let (mut tx, rx) = transport::accept(upgraded, config.max_message).await;
+    scope.access("session", "CONNECT");
+    let env = launch
+        .env
+        .iter()
+        .map(|entry| (entry.name.as_str(), entry.value.as_os_str()));
+    match process::spawn(&launch.program, &launch.args, env) {
+        Err(err) => {
+            let mut command = launch.program.to_string_lossy().into_owned();
+            for arg in &launch.args {
+                command.push(' ');
+                command.push_str(&arg.to_string_lossy());
+            }
+            scope.error(
+                "process",
+                &format!("Could not launch process {command} ({err})"),
+            );
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                tx.close(1011, "could not launch program"),
+            )
+            .await;
+        }
+        Ok(program) => {
+            scope.associate("pid", program.pid.to_string());
+            let settings = SessionSettings {
+                binary: config.binary,
+                pass_stderr: config.pass_stderr,
+                max_line: config.max_message,
+                ping_ms: config.ping_ms,
+                close_ms: config.close_ms,
+            };
+            session::run(tx, rx, program, settings, &scope, state.shutdown.clone()).await;
+        }
+    }
+    scope.access("session", "DISCONNECT");
+    drop(launch.slot);
+}
+
+/// `REMOTE_HOST`: the client address, or its DNS name with `--reverselookup`.
+async fn remote_host(peer: &Peer, reverse_lookup: bool) -> String {
+    match peer {
+        Peer::Unix => "unix-socket".to_string(),
+        Peer::Tcp { ip, .. } => {
+            if !reverse_lookup {
+                return ip.clone();
+            }
+            let Ok(address) = ip.parse::<std::net::IpAddr>() else {
+                return ip.clone();
+            };
+            tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&address).ok())
+                .await
+                .ok()
+                .flatten()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| ip.clone())
+        }
+    }
+}
+
+/// The DEBUG dump of a program's environment.
+fn log_environment(scope: &Scope, env: &[environment::Entry]) {
+    for entry in env {
+        let value = entry.value.to_string_lossy();
+        let line = match entry.origin {
+            EntryOrigin::Standard => format!("Std. variable: {}={value}", entry.name),
+            EntryOrigin::Parent => format!("Parent envvar: {}={value}", entry.name),
+            EntryOrigin::Header => format!("Header variable {}={value}", entry.name),
+        };
+        scope.debug("session", &line);
+    }
+}

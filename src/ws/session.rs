@@ -1,0 +1,360 @@
+//! One WebSocket session: relays client messages to the program's stdin and the program's
+//! output to the client, in two independent directions, until either side ends; then
+//! stops the program with the termination ladder and closes the connection with a code
+//! that tells the client what happened.
+
+use super::output::{log_stderr, Framing, OutputEnd, OutputRelay};
+use super::transport::{Failure, Incoming, Receiver, Sender};
+use crate::logging::Scope;
+use crate::process::{self, ladder, Program};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long output may keep arriving after the program's group is gone.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+/// Messages up to this size are copied so message and newline go out in one write.
+const COPY_LIMIT: usize = 64 * 1024;
+
+/// Settings that shape every session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// `--binary`.
+    pub binary: bool,
+    /// `--passstderr`.
+    pub pass_stderr: bool,
+    /// Longest output line sent as one message (`--maxframesize`).
+    pub max_line: Option<usize>,
+    /// `--pingms`, 0 = off.
+    pub ping_ms: u64,
+    /// `--closems`.
+    pub close_ms: u64,
+}
+
+/// Why the client → program direction ended.
+#[derive(Debug)]
+enum InputEnd {
+    /// The client completed or started the closing handshake.
+    Closed,
+    /// The connection dropped.
+    Gone,
+    /// The client broke the protocol; close with the failure's code.
+    Failed(Failure),
+    /// The program no longer reads its stdin.
+    StdinClosed,
+}
+
+/// What ended the session first.
+#[derive(Debug)]
+enum End {
+    Input(InputEnd),
+    Output(OutputEnd),
+    PingTimeout,
+    Shutdown,
+}
+
+/// When the last pong arrived, in milliseconds since the session started.
+struct PongClock {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl PongClock {
+    fn new() -> PongClock {
+        PongClock {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn pong(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes when no pong arrived for `2 × ping_ms`; never when pings are off.
+    async fn expired(&self, ping_ms: u64) {
+        if ping_ms == 0 {
+            return std::future::pending().await;
+        }
+        loop {
+            let last = self.last_ms.load(Ordering::Relaxed);
+            let deadline = self.start + Duration::from_millis(last + 2 * ping_ms);
+            tokio::time::sleep_until(deadline).await;
+            if self.last_ms.load(Ordering::Relaxed) == last {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a session to its end. The program is stopped and reaped before this returns.
+pub async fn run(
+    mut tx: Sender,
+    mut rx: Receiver,
+    program: Program,
+    settings: SessionSettings,
+    scope: &Scope,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Program {
+        mut child,
+        pid,
+        mut stdin,
+        stdout,
+        stderr,
+    } = program;
+    let framing = match (settings.binary, settings.pass_stderr) {
+        (true, _) => Framing::Binary,
+        (false, true) => Framing::TaggedLines,
+        (false, false) => Framing::Lines,
+    };
+    let (forwarded_stderr, stderr_logger) = if settings.pass_stderr {
+        (Some(stderr), None)
+    } else {
+        let logger = tokio::spawn(log_stderr(stderr, settings.max_line, scope.clone()));
+        (None, Some(logger))
+    };
+    let ping_every = (settings.ping_ms > 0).then(|| Duration::from_millis(settings.ping_ms));
+    let mut output = OutputRelay::new(
+        stdout,
+        forwarded_stderr,
+        framing,
+        settings.max_line,
+        ping_every,
+        scope.clone(),
+    );
+    let clock = PongClock::new();
+
+    let end = tokio::select! {
+        end = relay_input(&mut rx, &mut stdin, settings.binary, &clock, scope) => End::Input(end),
+        end = output.run(&mut tx) => End::Output(end),
+        () = clock.expired(settings.ping_ms) => End::PingTimeout,
+        () = wait_shutdown(&mut shutdown) => End::Shutdown,
+    };
+
+    // The close frame we owe the client right away, and whether the program's output may
+    // still reach it while the program is being stopped.
+    let (early_close, keep_relaying): (Option<(u16, String)>, bool) = match &end {
+        End::Output(_) => (None, true),
+        End::Input(InputEnd::StdinClosed) => (None, true),
+        End::Input(InputEnd::Closed | InputEnd::Gone) => (None, true),
+        End::Input(InputEnd::Failed(failure)) => {
+            let reason = match failure {
+                Failure::Protocol(text) => truncate_reason(text),
+                _ => String::new(),
+            };
+            (failure.close_code().map(|code| (code, reason)), false)
+        }
+        End::PingTimeout => (None, false),
+        End::Shutdown => (Some((1001, String::new())), false),
+    };
+    if let End::Input(InputEnd::Failed(failure)) = &end {
+        scope.debug("websocket", &format!("Cannot receive: {failure:?}"));
+    }
+    if !keep_relaying {
+        output.stop_sending();
+    }
+    if let Some((code, reason)) = &early_close {
+        let _ = tokio::time::timeout(CLOSE_WAIT, tx.close(*code, reason)).await;
+    }
+
+    let output_done = matches!(end, End::Output(_));
+    let status = stop_program(
+        &mut child,
+        pid,
+        stdin.take(),
+        &mut output,
+        &mut tx,
+        output_done,
+        settings.close_ms,
+        scope,
+    )
+    .await;
+    if let Some(status) = &status {
+        scope.debug(
+            "process",
+            &format!("Process exit: {}", process::describe(status)),
+        );
+    }
+
+    // The program's side ended first (or stopped reading): tell the client how it ended.
+    if matches!(end, End::Output(_) | End::Input(InputEnd::StdinClosed)) {
+        let (code, reason) = match &status {
+            Some(status) if status.success() => (1000, String::new()),
+            Some(status) => (1011, process::describe(status)),
+            None => (1011, String::new()),
+        };
+        if tokio::time::timeout(CLOSE_WAIT, tx.close(code, &reason))
+            .await
+            .is_ok_and(|sent| sent.is_ok())
+        {
+            await_close_reply(&mut rx).await;
+        }
+    } else if early_close.is_some() {
+        await_close_reply(&mut rx).await;
+    }
+
+    if let Some(logger) = stderr_logger {
+        if tokio::time::timeout(OUTPUT_GRACE, &mut Box::pin(logger))
+            .await
+            .is_err()
+        {
+            scope.debug("process", "Process STDERR still open after termination");
+        }
+    }
+    scope.log(
+        crate::logging::Level::Trace,
+        "websocket",
+        "Terminated websocket connection",
+    );
+}
+
+/// Runs the termination ladder while the output relay keeps draining the program's pipes
+/// (so a program blocked on a full pipe can see its stdin close and exit).
+#[allow(clippy::too_many_arguments)]
+async fn stop_program(
+    child: &mut tokio::process::Child,
+    pid: u32,
+    stdin: Option<pipe::Sender>,
+    output: &mut OutputRelay,
+    tx: &mut Sender,
+    output_done: bool,
+    close_ms: u64,
+    scope: &Scope,
+) -> Option<std::process::ExitStatus> {
+    let ladder = ladder::terminate(child, pid, stdin, close_ms, scope);
+    tokio::pin!(ladder);
+    if output_done {
+        return ladder.await;
+    }
+    let status = {
+        let relay = output.run(tx);
+        tokio::pin!(relay);
+        tokio::select! {
+            status = &mut ladder => {
+                // The group is gone; whatever is still in the pipes arrives promptly.
+                let _ = tokio::time::timeout(OUTPUT_GRACE, &mut relay).await;
+                status
+            }
+            _ = &mut relay => ladder.await,
+        }
+    };
+    status
+}
+
+/// Client → program: each message becomes a line (or raw bytes in binary mode) on stdin.
+async fn relay_input(
+    rx: &mut Receiver,
+    stdin: &mut Option<pipe::Sender>,
+    binary: bool,
+    clock: &PongClock,
+    scope: &Scope,
+) -> InputEnd {
+    let mut scratch = Vec::new();
+    loop {
+        let (payload, is_text) = match rx.next().await {
+            Incoming::Text(text) => (text, true),
+            Incoming::Binary(data) => (data, false),
+            Incoming::Pong => {
+                clock.pong();
+                continue;
+            }
+            Incoming::Ping => continue,
+            Incoming::Close(code) => {
+                scope.debug("websocket", &format!("Cannot receive: close {code:?}"));
+                // Reading once more sends the queued reply and completes the handshake.
+                let _ = tokio::time::timeout(CLOSE_WAIT, rx.next()).await;
+                return InputEnd::Closed;
+            }
+            Incoming::Failed(failure) => return InputEnd::Failed(failure),
+            Incoming::Gone => return InputEnd::Gone,
+        };
+        if is_text == binary {
+            let (got, want) = if binary { (1, 2) } else { (2, 1) };
+            scope.debug(
+                "websocket",
+                &format!("Ignoring message of unexpected type {got} (want {want})"),
+            );
+            continue;
+        }
+        let Some(pipe) = stdin.as_mut() else {
+            return InputEnd::StdinClosed;
+        };
+        if let Err(err) = write_message(pipe, &payload, !binary, &mut scratch).await {
+            scope.debug("process", &format!("Cannot write to STDIN: {err}"));
+            *stdin = None;
+            return InputEnd::StdinClosed;
+        }
+    }
+}
+
+/// Writes one message to stdin, followed by `\n` in text mode.
+async fn write_message(
+    pipe: &mut pipe::Sender,
+    payload: &Bytes,
+    newline: bool,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if !newline {
+        return pipe.write_all(payload).await;
+    }
+    if payload.len() <= COPY_LIMIT {
+        scratch.clear();
+        scratch.extend_from_slice(payload);
+        scratch.push(b'\n');
+        pipe.write_all(scratch).await
+    } else {
+        pipe.write_all(payload).await?;
+        pipe.write_all(b"\n").await
+    }
+}
+
+/// Reads until the client answers our close frame or drops, for a bounded time.
+async fn await_close_reply(rx: &mut Receiver) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        loop {
+            match rx.next().await {
+                Incoming::Close(_) | Incoming::Gone | Incoming::Failed(_) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// Completes when the server starts shutting down.
+async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Close reasons are limited to 123 bytes; cut at a character boundary.
+fn truncate_reason(text: &str) -> String {
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_reason;
+
+    #[test]
+    fn reasons_fit_a_control_frame() {
+        assert_eq!(truncate_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 123);
+        assert!(long.starts_with(&cut));
+    }
+}
