@@ -48,7 +48,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     let usage = help::short_usage(&name);
     let args = argv.get(1..).unwrap_or_default();
     let parsed =
-        goflag::parse(args).map_err(|message| Exit::new(2, "", format!("{message}{usage}")))?;
+        goflag::parse(args).map_err(|message| Exit::new(2, "", format!("{message}\n{usage}")))?;
     if parsed.help {
         return Err(Exit::new(0, "", help::full_help(&name)));
     }
