@@ -1,0 +1,219 @@
+//! Black-box tests of how sessions and the daemon end: pings, the termination ladder,
+//! graceful shutdown, backpressure, and leaks over many connections.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn raw_upgrade(port: u16) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+fn pid_from_log(server: &Server) -> u32 {
+    let line = server
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains(" pid:'"))
+        .expect("a line with the program's pid");
+    let start = line.find(" pid:'").unwrap() + 6;
+    line[start..].split('\'').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_client_that_stops_answering_pings_is_dropped() {
+    let server = Server::start(&["--pingms=200", "--loglevel=debug", "cat"]);
+    let connected = Instant::now();
+    // A raw client that never reads, so it never answers the pings.
+    let _silent = raw_upgrade(server.port);
+    let pid = pid_from_log(&server);
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.ends_with("| DISCONNECT"))
+        .is_some());
+    let elapsed = connected.elapsed();
+    assert!(elapsed >= Duration::from_millis(390), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
+    assert!(wait_until(DEADLINE, || !alive(pid)));
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays() {
+    let server = Server::start(&["--pingms=50", "cat"]);
+    let mut ws = connect(&server.url("/")).await;
+    // Reading lets the client library answer pings; several intervals pass meanwhile.
+    let until = tokio::time::Instant::now() + Duration::from_millis(400);
+    while tokio::time::Instant::now() < until {
+        use futures_util::StreamExt;
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(message))) => assert!(message.is_ping(), "{message:?}"),
+            Ok(other) => panic!("connection ended: {other:?}"),
+        }
+    }
+    send_text(&mut ws, "alive").await;
+    assert_eq!(next_text(&mut ws).await, "alive");
+}
+
+/// A program that ignores SIGINT and SIGTERM and starts a grandchild that does too; it
+/// prints its own PID and the grandchild's.
+const STUBBORN: &str = "trap '' INT TERM; sleep 1000 & echo $$ $!; while :; do sleep 0.05; done";
+
+async fn ladder_duration(close_ms: &str) -> (Duration, u32, u32) {
+    let server = Server::start(&[close_ms, "sh", "-c", STUBBORN]);
+    let mut ws = connect(&server.url("/")).await;
+    let pids = next_text(&mut ws).await;
+    let mut pids = pids.split(' ').map(|p| p.parse::<u32>().unwrap());
+    let (program, grandchild) = (pids.next().unwrap(), pids.next().unwrap());
+    assert!(alive(program) && alive(grandchild));
+    let closed = Instant::now();
+    use futures_util::SinkExt;
+    ws.close(None).await.unwrap();
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.ends_with("| DISCONNECT"))
+        .is_some());
+    (closed.elapsed(), program, grandchild)
+}
+
+#[tokio::test]
+async fn the_ladder_kills_a_stubborn_program_and_its_group() {
+    let (elapsed, program, grandchild) = ladder_duration("--closems=0").await;
+    assert!(elapsed >= Duration::from_millis(840), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1400), "{elapsed:?}");
+    assert!(!alive(program));
+    assert!(!alive(grandchild), "grandchild {grandchild} survived");
+}
+
+#[tokio::test]
+async fn closems_lengthens_each_wait() {
+    let (elapsed, _, grandchild) = ladder_duration("--closems=150").await;
+    // 850 ms + 3 × 150 ms.
+    assert!(elapsed >= Duration::from_millis(1290), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1900), "{elapsed:?}");
+    assert!(!alive(grandchild));
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_session_with_1001_and_exits_zero() {
+    let mut server = Server::start(&["cat"]);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut ws = connect(&server.url("/")).await;
+        send_text(&mut ws, "up").await;
+        assert_eq!(next_text(&mut ws).await, "up");
+        clients.push(ws);
+    }
+    let daemon = server.pid();
+    assert_eq!(live_children(daemon).len(), 3);
+    server.signal("TERM");
+    for ws in &mut clients {
+        let transcript = read_all(ws, DEADLINE).await;
+        assert_eq!(transcript.close.map(|c| c.0), Some(1001));
+    }
+    let status = server.wait_exit(DEADLINE).expect("daemon exits");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_stops_stubborn_programs_too() {
+    let mut server = Server::start(&["sh", "-c", STUBBORN]);
+    let mut ws = connect(&server.url("/")).await;
+    let pids = next_text(&mut ws).await;
+    let pids: Vec<u32> = pids.split(' ').map(|p| p.parse().unwrap()).collect();
+    server.signal("INT");
+    let transcript = read_all(&mut ws, DEADLINE).await;
+    assert_eq!(transcript.close.map(|c| c.0), Some(1001));
+    assert_eq!(server.wait_exit(DEADLINE).and_then(|s| s.code()), Some(0));
+    for pid in pids {
+        assert!(!alive(pid), "{pid} survived shutdown");
+    }
+}
+
+#[test]
+fn a_flooding_program_and_a_client_that_never_reads_keep_memory_bounded() {
+    let server = Server::start(&["yes", "flood"]);
+    let daemon = server.pid();
+    let stream = raw_upgrade(server.port);
+    assert!(wait_until(DEADLINE, || live_children(daemon).len() == 1));
+    let program = live_children(daemon)[0];
+    // Let the socket and pipe buffers fill, then watch the daemon's memory.
+    let start = Instant::now();
+    let mut peak = 0;
+    let mut samples = Vec::new();
+    while start.elapsed() < Duration::from_secs(2) {
+        let rss = rss_kib(daemon);
+        peak = peak.max(rss);
+        samples.push(rss);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(peak < 64 * 1024, "daemon grew to {peak} KiB: {samples:?}");
+    let late = samples[samples.len() / 2..]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0);
+    let early = samples[samples.len() / 2];
+    assert!(late <= early + 4096, "still growing: {samples:?}");
+    assert!(alive(program));
+    drop(stream);
+    assert!(wait_until(DEADLINE, || !alive(program)));
+}
+
+#[tokio::test]
+async fn a_thousand_sessions_leave_nothing_behind() {
+    let server = Server::start(&["cat"]);
+    let daemon = server.pid();
+    // Warm up so lazily created descriptors (timers, signal pipes) exist before counting.
+    for _ in 0..5 {
+        let mut ws = connect(&server.url("/")).await;
+        use futures_util::SinkExt;
+        ws.close(None).await.unwrap();
+        let _ = read_all(&mut ws, DEADLINE).await;
+    }
+    assert!(wait_until(DEADLINE, || live_children(daemon).is_empty()));
+    let baseline = fd_count(daemon);
+    let started = Instant::now();
+    for i in 0..1000 {
+        let mut ws = connect(&server.url("/")).await;
+        if i % 2 == 0 {
+            use futures_util::SinkExt;
+            ws.close(None).await.unwrap();
+            let _ = read_all(&mut ws, DEADLINE).await;
+        } else {
+            drop(ws);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "too slow at {i}"
+        );
+    }
+    assert!(server
+        .stdout
+        .wait_count(DEADLINE, 1005, |l| l.ends_with("| DISCONNECT")));
+    assert!(wait_until(DEADLINE, || live_children(daemon).is_empty()));
+    assert!(wait_until(DEADLINE, || zombie_children(daemon) == 0));
+    assert!(
+        wait_until(DEADLINE, || fd_count(daemon) <= baseline),
+        "descriptors: {} before, {} after",
+        baseline,
+        fd_count(daemon)
+    );
+}
