@@ -201,6 +201,9 @@ async fn bind(address: &str, port: i64) -> Result<TcpListener, String> {
         return Err(format!("listen tcp: address {port}: invalid port"));
     };
     let joined = format!("{address}:{port}");
+    if let Err(err) = crate::hostport::split(&joined) {
+        return Err(format!("listen tcp: {}", err.message(&joined)));
+    }
     let candidates: Vec<SocketAddr> = if address.is_empty() {
         vec![
             SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
