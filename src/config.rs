@@ -43,6 +43,17 @@ pub struct CustomHeaders {
     pub http: Vec<CustomHeader>,
 }
 
+/// `--ssl` with its PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// `--sslcert`: certificate chain.
+    pub cert: PathBuf,
+    /// `--sslkey`: private key.
+    pub key: PathBuf,
+    /// `--sslca`: CAs that client certificates must verify against (mutual TLS).
+    pub ca: Option<PathBuf>,
+}
+
 /// Everything the server needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -74,15 +85,25 @@ pub struct Config {
     pub headers: CustomHeaders,
     /// `--loglevel`.
     pub log_level: Level,
+    /// `--ssl`: every listener speaks TLS.
+    pub tls: Option<TlsFiles>,
+    /// `--unixsocket`.
+    pub unix_socket: Option<PathBuf>,
 }
 
 impl Config {
-    /// The port listeners bind: `--port`, or the default when it is 0.
+    /// The port listeners bind: `--port`, or the default (80, or 443 with `--ssl`) when 0.
     pub fn listen_port(&self) -> i64 {
-        if self.port == 0 {
-            80
-        } else {
-            self.port
+        match (self.port, self.tls.is_some()) {
+            (0, false) => 80,
+            (0, true) => 443,
+            (port, _) => port,
         }
+    }
+
+    /// Whether the Unix socket is the only listener: `--unixsocket` without `--port` or
+    /// `--address`.
+    pub fn unix_only(&self) -> bool {
+        self.unix_socket.is_some() && self.port == 0 && self.addresses.is_empty()
     }
 }

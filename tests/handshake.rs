@@ -99,11 +99,9 @@ fn bad_handshakes_get_their_status_and_a_clean_body() {
     let port = server.port;
     let cases: Vec<(Vec<u8>, u16, &[u8])> = vec![
         (
-            format!(
-                "POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
-            )
-            .into_bytes(),
+            b"POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
+                .to_vec(),
             405,
             b"Method Not Allowed\n",
         ),

@@ -84,7 +84,6 @@ async fn ladder_duration(close_ms: &str) -> (Duration, u32, u32) {
     let (program, grandchild) = (pids.next().unwrap(), pids.next().unwrap());
     assert!(alive(program) && alive(grandchild));
     let closed = Instant::now();
-    use futures_util::SinkExt;
     ws.close(None).await.unwrap();
     assert!(server
         .stdout
@@ -184,7 +183,6 @@ async fn a_thousand_sessions_leave_nothing_behind() {
     // Warm up so lazily created descriptors (timers, signal pipes) exist before counting.
     for _ in 0..5 {
         let mut ws = connect(&server.url("/")).await;
-        use futures_util::SinkExt;
         ws.close(None).await.unwrap();
         let _ = read_all(&mut ws, DEADLINE).await;
     }
@@ -194,7 +192,6 @@ async fn a_thousand_sessions_leave_nothing_behind() {
     for i in 0..1000 {
         let mut ws = connect(&server.url("/")).await;
         if i % 2 == 0 {
-            use futures_util::SinkExt;
             ws.close(None).await.unwrap();
             let _ = read_all(&mut ws, DEADLINE).await;
         } else {
@@ -216,4 +213,33 @@ async fn a_thousand_sessions_leave_nothing_behind() {
         baseline,
         fd_count(daemon)
     );
+}
+
+#[tokio::test]
+async fn a_flooding_program_is_stopped_when_the_client_closes() {
+    let server = Server::start(&["yes", "flood"]);
+    let daemon = server.pid();
+    let mut ws = connect(&server.url("/")).await;
+    for _ in 0..100 {
+        assert_eq!(next_text(&mut ws).await, "flood");
+    }
+    assert!(wait_until(DEADLINE, || live_children(daemon).len() == 1));
+    let program = live_children(daemon)[0];
+    let closed = Instant::now();
+    ws.close(None).await.unwrap();
+    drop(ws);
+    assert!(
+        wait_until(DEADLINE, || !alive(program)),
+        "flooding program survived"
+    );
+    // The ladder needs at most 850 ms here; a relay that starves it takes far longer.
+    assert!(
+        closed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        closed.elapsed()
+    );
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.ends_with("| DISCONNECT"))
+        .is_some());
 }

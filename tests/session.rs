@@ -179,7 +179,7 @@ async fn binary_echo_with_eight_in_flight_does_not_stall() {
         }
     }
     assert!(received == expected);
-    sender.await.unwrap();
+    let _sink = sender.await.unwrap();
 }
 
 #[tokio::test]

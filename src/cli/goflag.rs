@@ -290,8 +290,10 @@ mod tests {
 
     #[test]
     fn go_flag_forms() {
-        let p = parse(&args(&["-port", "8080", "--ssl=false"]));
-        assert_eq!(p.unwrap_err(), "flag provided but not defined: -ssl");
+        let p = parse(&args(&["-port", "8080", "--ssl=false", "cat"])).unwrap();
+        assert!(!p.flag("ssl"));
+        let p = parse(&args(&["-port", "8080", "--bogus=false"]));
+        assert_eq!(p.unwrap_err(), "flag provided but not defined: -bogus");
         let p = parse(&args(&["-port", "8080", "--binary=false", "cat"])).unwrap();
         assert_eq!(p.int("port"), Some(8080));
         assert!(!p.flag("binary"));

@@ -5,7 +5,7 @@ pub mod flags;
 pub mod goflag;
 pub mod help;
 
-use crate::config::{Config, CustomHeader, CustomHeaders, Launch};
+use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
 use crate::logging::Level;
 use crate::ws::origin::OriginPolicy;
@@ -72,6 +72,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         })?,
     };
     let fail = |message: String| Exit::new(1, "", format!("{message}\n{usage}"));
+    let tls = tls_files(&parsed)?;
     if parsed.flag("binary") && parsed.flag("passstderr") {
         return Err(Exit::new(
             1,
@@ -136,7 +137,42 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         max_message: usize::try_from(max_message).ok().filter(|&n| n > 0),
         headers,
         log_level,
+        tls,
+        unix_socket: parsed
+            .text("unixsocket")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
     })
+}
+
+/// `--ssl` needs both `--sslcert` and `--sslkey`; those and `--sslca` need `--ssl` (a user
+/// who asked for mutual TLS must never silently run without it).
+fn tls_files(parsed: &goflag::Parsed) -> Result<Option<TlsFiles>, Exit> {
+    let file = |name: &str| {
+        parsed
+            .text(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let (cert, key, ca) = (file("sslcert"), file("sslkey"), file("sslca"));
+    if !parsed.flag("ssl") {
+        if cert.is_some() || key.is_some() || ca.is_some() {
+            return Err(Exit::new(
+                1,
+                "",
+                "you should not be using --ssl* flags when there is no --ssl option\n",
+            ));
+        }
+        return Ok(None);
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key, ca })),
+        _ => Err(Exit::new(
+            1,
+            "",
+            "please specify both --sslcert and --sslkey when requesting --ssl\n",
+        )),
+    }
 }
 
 /// Finds COMMAND as a shell would: a bare name is searched in PATH; a name with `/` must
@@ -248,6 +284,24 @@ mod tests {
             e.stdout,
             "Incorrect loglevel flag 'bad'. Use --help to see allowed values.\n"
         );
+        let e = exit(&["--ssl", "--sslcert=c.pem", "cat"]);
+        assert_eq!(
+            (e.code, e.stderr.as_str()),
+            (
+                1,
+                "please specify both --sslcert and --sslkey when requesting --ssl\n"
+            )
+        );
+        for flag in ["--sslcert=c", "--sslkey=k", "--sslca=ca"] {
+            let e = exit(&[flag, "cat"]);
+            assert_eq!(
+                (e.code, e.stderr.as_str()),
+                (
+                    1,
+                    "you should not be using --ssl* flags when there is no --ssl option\n"
+                )
+            );
+        }
         let e = exit(&["--binary", "--passstderr", "cat"]);
         assert_eq!(
             (e.code, e.stderr.as_str()),
@@ -287,6 +341,12 @@ mod tests {
         assert!(
             matches!(config.launch, Some(Launch::Command { ref program, .. }) if program.ends_with("cat"))
         );
+        let config = run(&["--ssl", "--sslcert=c", "--sslkey=k", "cat"]).unwrap();
+        assert_eq!(config.listen_port(), 443);
+        let config = run(&["--unixsocket=/tmp/s", "cat"]).unwrap();
+        assert!(config.unix_only());
+        let config = run(&["--unixsocket=/tmp/s", "--port=9", "cat"]).unwrap();
+        assert!(!config.unix_only());
         let config = run(&["--maxforks=0", "--maxframesize=-1", "cat"]).unwrap();
         assert_eq!(config.max_forks, None);
         assert_eq!(config.max_message, None);

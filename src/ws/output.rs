@@ -162,6 +162,9 @@ impl OutputRelay {
                 progressed |= source.try_fill(&self.scope);
             }
             if progressed {
+                // Reads that never block must still let the rest of the session (the
+                // ladder, the other direction) run.
+                tokio::task::coop::consume_budget().await;
                 continue;
             }
             self.flush(tx).await;
@@ -275,7 +278,9 @@ pub async fn log_stderr(pipe: pipe::Receiver, max_line: Option<usize>, scope: Sc
             }
             return;
         }
-        if !source.try_fill(&scope) {
+        if source.try_fill(&scope) {
+            tokio::task::coop::consume_budget().await;
+        } else {
             let _ = source.pipe.readable().await;
         }
     }

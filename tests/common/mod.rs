@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 /// Every wait in the tests is bounded by this unless stated otherwise.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -151,6 +153,28 @@ impl Server {
             let _ = server.child.wait();
         }
         panic!("websocketd did not start listening");
+    }
+
+    /// Starts websocketd with exactly `args` (no port or address added) and does not wait.
+    pub fn spawn_raw(cwd: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .current_dir(cwd)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start websocketd");
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        stdout.clone().collect(child.stdout.take().unwrap());
+        stderr.clone().collect(child.stderr.take().unwrap());
+        Server {
+            child,
+            port: 0,
+            stdout,
+            stderr,
+        }
     }
 
     fn wait_listening(&mut self) -> bool {
@@ -390,7 +414,10 @@ pub struct Transcript {
 }
 
 /// Reads messages until the connection ends (bounded by `timeout`).
-pub async fn read_all(ws: &mut Ws, timeout: Duration) -> Transcript {
+pub async fn read_all<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    timeout: Duration,
+) -> Transcript {
     let mut transcript = Transcript::default();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -415,7 +442,7 @@ pub async fn read_all(ws: &mut Ws, timeout: Duration) -> Transcript {
 }
 
 /// Reads the next text message (bounded).
-pub async fn next_text(ws: &mut Ws) -> String {
+pub async fn next_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
     loop {
         match tokio::time::timeout(DEADLINE, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
@@ -426,7 +453,9 @@ pub async fn next_text(ws: &mut Ws) -> String {
 }
 
 /// Reads the next binary message (bounded).
-pub async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+pub async fn next_binary<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> Vec<u8> {
     loop {
         match tokio::time::timeout(DEADLINE, ws.next()).await {
             Ok(Some(Ok(Message::Binary(data)))) => return data.to_vec(),
@@ -437,7 +466,7 @@ pub async fn next_binary(ws: &mut Ws) -> Vec<u8> {
 }
 
 /// Sends a text message.
-pub async fn send_text(ws: &mut Ws, text: &str) {
+pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
     tokio::time::timeout(DEADLINE, ws.send(Message::text(text)))
         .await
         .expect("send in time")

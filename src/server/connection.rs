@@ -1,0 +1,92 @@
+//! Serving one accepted connection: the TLS handshake when configured, then HTTP/1.1 with
+//! upgrades, on any byte stream (TCP or Unix socket).
+
+use crate::environment::Peer;
+use crate::http;
+use crate::state::AppState;
+use crate::ws::Connection;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+
+/// How long a client may take to send its request headers (and to finish TLS).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request header block accepted (larger gets 431).
+const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
+
+/// Everything needed to serve a connection, cloned into each connection's task.
+#[derive(Clone)]
+pub struct Served {
+    /// Shared server state.
+    pub state: Arc<AppState>,
+    acceptor: Option<TlsAcceptor>,
+    builder: Arc<http1::Builder>,
+}
+
+impl Served {
+    /// Serving state for every listener.
+    pub fn new(state: Arc<AppState>, acceptor: Option<TlsAcceptor>) -> Served {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .title_case_headers(true)
+            .max_buf_size(MAX_HEADER_BYTES);
+        Served {
+            state,
+            acceptor,
+            builder: Arc::new(builder),
+        }
+    }
+
+    /// Serves one connection until it closes.
+    pub async fn serve<S>(self, stream: S, peer: Peer)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.acceptor.clone() {
+            None => self.serve_http(stream, peer, false).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => self.serve_http(tls, peer, true).await,
+                    Ok(Err(err)) => tls_handshake_failed(&peer, &err.to_string()),
+                    Err(_) => tls_handshake_failed(&peer, "handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve_http<S>(self, stream: S, peer: Peer, tls: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let connection = Arc::new(Connection { peer, tls });
+        let state = self.state.clone();
+        let service = service_fn(move |request| {
+            let state = state.clone();
+            let connection = connection.clone();
+            async move { Ok::<_, Infallible>(http::route(request, state, connection).await) }
+        });
+        let _ = self
+            .builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+    }
+}
+
+/// A failed TLS handshake goes to stderr, in the runtime-message style upstream uses.
+fn tls_handshake_failed(peer: &Peer, why: &str) {
+    let from = match peer {
+        Peer::Tcp { ip, port } if ip.contains(':') => format!("[{ip}]:{port}"),
+        Peer::Tcp { ip, port } => format!("{ip}:{port}"),
+        Peer::Unix => "@".to_string(),
+    };
+    let now = chrono::Local::now().format("%Y/%m/%d %H:%M:%S");
+    eprintln!("{now} http: TLS handshake error from {from}: {why}");
+}

@@ -1,0 +1,239 @@
+//! The server's lifetime: start-up lines, listeners (TCP and Unix socket, optionally TLS),
+//! accepting connections, and graceful shutdown on SIGTERM/SIGINT.
+
+mod connection;
+pub mod listen;
+mod tls;
+
+use crate::config::{Config, Launch};
+use crate::environment::Peer;
+use crate::logging::{self, Level};
+use crate::state::AppState;
+use connection::Served;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// Exit code when a listener cannot start.
+pub const EXIT_LISTEN_FAILED: i32 = 3;
+
+/// A TCP address to listen on and how start-up lines show it.
+struct ListenSpec {
+    shown: String,
+    address: String,
+}
+
+/// Runs the server until it is shut down; returns the process exit code.
+pub async fn run(config: Config) -> i32 {
+    raise_open_files_limit();
+    let specs = tcp_specs(&config);
+    print_startup_lines(&config, &specs);
+
+    let fail = |message: String| {
+        logging::server(Level::Fatal, &format!("Can't start server: {message}"));
+        EXIT_LISTEN_FAILED
+    };
+    let mut tcp = Vec::new();
+    for spec in &specs {
+        match listen::bind_tcp(&spec.address, config.listen_port()).await {
+            Ok(listener) => tcp.push(listener),
+            Err(message) => return fail(message),
+        }
+    }
+    let unix = match &config.unix_socket {
+        Some(path) => match listen::bind_unix(path).await {
+            Ok(listener) => Some(listener),
+            Err(message) => return fail(message),
+        },
+        None => None,
+    };
+    let acceptor = match &config.tls {
+        Some(files) => match tls::acceptor(&files.cert, &files.key, files.ca.as_deref()) {
+            Ok(acceptor) => {
+                if let Some(ca) = &files.ca {
+                    let listeners = tcp.len() + usize::from(unix.is_some());
+                    for _ in 0..listeners {
+                        logging::server(
+                            Level::Info,
+                            &format!(
+                                "Mutual TLS enabled (client certs verified against {})",
+                                ca.display()
+                            ),
+                        );
+                    }
+                }
+                Some(acceptor)
+            }
+            Err(message) => return fail(message),
+        },
+        None => None,
+    };
+
+    let unix_path = config.unix_socket.clone();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = Arc::new(AppState::new(config, shutdown_rx));
+    let served = Served::new(state.clone(), acceptor);
+    for listener in tcp {
+        tokio::spawn(accept_tcp(listener, served.clone()));
+    }
+    if let Some(listener) = unix {
+        tokio::spawn(accept_unix(listener, served.clone()));
+    }
+
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return fail("cannot install signal handlers".to_string());
+    };
+    let first = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    logging::server(
+        Level::Info,
+        &format!("Shutting down on {first}: closing sessions and stopping programs"),
+    );
+    let _ = shutdown_tx.send(true);
+    if let Some(path) = &unix_path {
+        let _ = std::fs::remove_file(path);
+    }
+    tokio::select! {
+        () = state.sessions.wait_idle() => 0,
+        _ = terminate.recv() => 128 + 15,
+        _ = interrupt.recv() => 128 + 2,
+    }
+}
+
+/// Accepts TCP connections until shutdown; each is served in its own task.
+async fn accept_tcp(listener: TcpListener, served: Served) {
+    let mut shutdown = served.state.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        };
+        match accepted {
+            Ok((stream, address)) => {
+                let _ = stream.set_nodelay(true);
+                let peer = Peer::Tcp {
+                    ip: address.ip().to_canonical().to_string(),
+                    port: address.port(),
+                };
+                tokio::spawn(served.clone().serve(stream, peer));
+            }
+            Err(err) => accept_failed(err).await,
+        }
+    }
+}
+
+/// Accepts Unix-socket connections until shutdown.
+async fn accept_unix(listener: UnixListener, served: Served) {
+    let mut shutdown = served.state.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(served.clone().serve(stream, Peer::Unix));
+            }
+            Err(err) => accept_failed(err).await,
+        }
+    }
+}
+
+/// Out of descriptors or similar: say so, and give the system a moment before retrying.
+async fn accept_failed(err: std::io::Error) {
+    logging::server(Level::Error, &format!("Accept failed: {err}"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// One TCP listen address per `--address`, or every interface; none in Unix-socket-only
+/// mode (a `--unixsocket` with no `--port`, `--address` or `--redirport`).
+fn tcp_specs(config: &Config) -> Vec<ListenSpec> {
+    if config.unix_only() {
+        return Vec::new();
+    }
+    let port = config.listen_port();
+    if config.addresses.is_empty() {
+        return vec![ListenSpec {
+            shown: format!("{}:{port}", listen::hostname()),
+            address: String::new(),
+        }];
+    }
+    config
+        .addresses
+        .iter()
+        .map(|address| ListenSpec {
+            shown: format!("{address}:{port}"),
+            address: address.clone(),
+        })
+        .collect()
+}
+
+fn print_startup_lines(config: &Config, specs: &[ListenSpec]) {
+    if config.tls.is_some() {
+        for entry in config.origin.allowed.iter().flatten() {
+            if !entry.contains("://") {
+                logging::server(
+                    Level::Error,
+                    &format!(
+                        "--origin=\"{entry}\" has no scheme, so it also accepts insecure http origins; use \"https://{entry}\" to require TLS"
+                    ),
+                );
+            }
+        }
+    }
+    match &config.launch {
+        Some(Launch::Dir(dir)) => logging::server(
+            Level::Info,
+            &format!("Serving from directory      : {}", dir.display()),
+        ),
+        Some(Launch::Command { program, args }) => {
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            logging::server(
+                Level::Info,
+                &format!(
+                    "Serving using application   : {} {}",
+                    program.display(),
+                    args.join(" ")
+                ),
+            );
+        }
+        None => {}
+    }
+    let ws = if config.tls.is_some() { "wss" } else { "ws" };
+    for spec in specs {
+        logging::server(
+            Level::Info,
+            &format!("Starting WebSocket server   : {ws}://{}/", spec.shown),
+        );
+    }
+    if let Some(path) = &config.unix_socket {
+        logging::server(
+            Level::Info,
+            &format!(
+                "Starting WebSocket server   : unix socket at {}",
+                path.display()
+            ),
+        );
+    }
+}
+
+/// Many connections each hold several descriptors (socket and three pipes): use all the
+/// descriptors the hard limit allows.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}

@@ -1,0 +1,75 @@
+//! TLS for every listener (`--ssl`): certificate chain and key from PEM files, TLS 1.2 and
+//! 1.3 only, and with `--sslca` a client certificate that must verify against those CAs.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
+
+/// Builds the acceptor from the PEM files named on the command line. The error names the
+/// file and the cause, for the `Can't start server:` line.
+pub fn acceptor(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsAcceptor, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = read_certificates(cert)?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|err| pem_error(key, "private key", err))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|err| format!("TLS setup failed: {err}"))?;
+    let builder = match ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for certificate in read_certificates(ca)? {
+                roots
+                    .add(certificate)
+                    .map_err(|err| format!("{}: unusable CA certificate: {err}", ca.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|err| format!("{}: {err}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|err| {
+        format!(
+            "{}: certificate and key do not fit together: {err}",
+            cert.display()
+        )
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|err| pem_error(path, "certificate", err))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| pem_error(path, "certificate", err))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{}: no certificate found in PEM file",
+            path.display()
+        ));
+    }
+    Ok(certificates)
+}
+
+fn pem_error(path: &Path, what: &str, err: rustls::pki_types::pem::Error) -> String {
+    match err {
+        rustls::pki_types::pem::Error::Io(io) => {
+            format!(
+                "open {}: {}",
+                path.display(),
+                super::listen::go_error_text(&io)
+            )
+        }
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            format!("{}: no {what} found in PEM file", path.display())
+        }
+        other => format!("{}: invalid PEM {what}: {other}", path.display()),
+    }
+}
