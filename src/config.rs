@@ -89,6 +89,14 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `--unixsocket`.
     pub unix_socket: Option<PathBuf>,
+    /// `--staticdir`, as given.
+    pub static_dir: Option<PathBuf>,
+    /// `--cgidir`, as given.
+    pub cgi_dir: Option<PathBuf>,
+    /// `--devconsole`.
+    pub dev_console: bool,
+    /// `--redirport`; 0 is off.
+    pub redirect_port: i64,
 }
 
 impl Config {
@@ -101,9 +109,12 @@ impl Config {
         }
     }
 
-    /// Whether the Unix socket is the only listener: `--unixsocket` without `--port` or
-    /// `--address`.
+    /// Whether the Unix socket is the only listener: `--unixsocket` without `--port`,
+    /// `--address` or `--redirport`.
     pub fn unix_only(&self) -> bool {
-        self.unix_socket.is_some() && self.port == 0 && self.addresses.is_empty()
+        self.unix_socket.is_some()
+            && self.port == 0
+            && self.addresses.is_empty()
+            && self.redirect_port == 0
     }
 }

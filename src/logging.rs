@@ -127,6 +127,28 @@ impl Scope {
         let _ = out.flush();
     }
 
+    /// The line as printed, with its newline.
+    fn format(&self, level: Level, category: &str, message: &str) -> String {
+        let mut line = String::with_capacity(96 + message.len());
+        let _ = write!(
+            line,
+            "{} | {} | {:<10} | ",
+            timestamp(),
+            level.label(),
+            category
+        );
+        for (i, (key, value)) in self.pairs.iter().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            let _ = write!(line, "{key}:'{value}'");
+        }
+        line.push_str(" | ");
+        line.push_str(message);
+        line.push('\n');
+        line
+    }
+
     /// Shorthand for an ACCESS line.
     pub fn access(&self, category: &str, message: &str) {
         self.log(Level::Access, category, message);
@@ -141,6 +163,12 @@ impl Scope {
     pub fn debug(&self, category: &str, message: &str) {
         self.log(Level::Debug, category, message);
     }
+}
+
+/// A server line (no associations) as it would be printed, for output that must be
+/// written before logging is set up.
+pub fn format_line(level: Level, category: &str, message: &str) -> String {
+    Scope::new().format(level, category, message)
 }
 
 /// Prints a server line (no associations).

@@ -1,8 +1,10 @@
 //! websocketd: turns any program that reads stdin and writes stdout into a WebSocket
 //! server. `main` only parses the command line and hands the configuration to the server.
 
+mod cgi;
 mod cli;
 mod config;
+mod devconsole;
 mod environment;
 mod forks;
 mod hostport;

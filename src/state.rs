@@ -19,6 +19,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Running sessions.
     pub sessions: SessionTracker,
+    /// When the server started (the console page's Last-Modified).
+    pub started: SystemTime,
     last_id: AtomicU64,
 }
 
@@ -30,6 +32,7 @@ impl AppState {
             config,
             shutdown,
             sessions: SessionTracker::default(),
+            started: SystemTime::now(),
             last_id: AtomicU64::new(0),
         }
     }

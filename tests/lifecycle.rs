@@ -243,3 +243,22 @@ async fn a_flooding_program_is_stopped_when_the_client_closes() {
         .wait_for(DEADLINE, |l| l.ends_with("| DISCONNECT"))
         .is_some());
 }
+
+#[tokio::test]
+async fn pings_continue_while_the_program_streams() {
+    let server = Server::start(&["--pingms=100", "yes", "stream"]);
+    let mut ws = connect(&server.url("/")).await;
+    // Reading answers the pings; the stream goes on well past twice the interval.
+    let until = Instant::now() + Duration::from_millis(800);
+    let mut pings = 0;
+    while Instant::now() < until {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(DEADLINE, ws.next()).await {
+            Ok(Some(Ok(message))) if message.is_ping() => pings += 1,
+            Ok(Some(Ok(message))) => assert!(message.is_text()),
+            other => panic!("connection ended early: {other:?}"),
+        }
+    }
+    assert!(pings >= 4, "only {pings} pings");
+    assert_eq!(next_text(&mut ws).await, "stream");
+}

@@ -125,6 +125,30 @@ pub static FLAGS: &[Flag] = &[
         "Serve every program in DIR, each under its own URL path,\ninstead of a single COMMAND.",
     ),
     flag(
+        "staticdir",
+        Kind::Text,
+        "DIR",
+        "Serve the files in DIR to plain HTTP requests (GET and HEAD).",
+    ),
+    flag(
+        "cgidir",
+        Kind::Text,
+        "DIR",
+        "Run the CGI scripts in DIR for plain HTTP requests naming them.",
+    ),
+    flag(
+        "devconsole",
+        Kind::Bool,
+        "",
+        "Answer every plain HTTP request with a developer console page\nfor trying the WebSocket program by hand. Cannot be combined\nwith --staticdir or --cgidir.",
+    ),
+    flag(
+        "redirport",
+        Kind::Int,
+        "PORT",
+        "Also listen on PORT (plain HTTP) and redirect every request\nthere to --port, keeping the path and query.",
+    ),
+    flag(
         "maxforks",
         Kind::Int,
         "N",

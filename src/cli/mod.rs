@@ -7,7 +7,7 @@ pub mod help;
 
 use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
-use crate::logging::Level;
+use crate::logging::{self, Level};
 use crate::ws::origin::OriginPolicy;
 use hyper::header::{HeaderName, HeaderValue};
 use std::ffi::{OsStr, OsString};
@@ -20,6 +20,8 @@ const DEFAULT_PASSENV: &str = "PATH,LD_LIBRARY_PATH";
 const DEFAULT_MAX_FORKS: i64 = 1024;
 /// Default `--maxframesize`.
 const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
+/// Exit code for flags that cannot be combined (`--devconsole` with content directories).
+const EXIT_INVALID_PARAMETERS: i32 = 4;
 
 /// The command line asked to stop before serving: what to print and the exit code.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,7 +83,9 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         ));
     }
     let dir = parsed.text("dir").filter(|d| !d.is_empty());
-    if parsed.command.is_empty() && dir.is_none() {
+    let static_dir = parsed.text("staticdir").filter(|d| !d.is_empty());
+    let cgi_dir = parsed.text("cgidir").filter(|d| !d.is_empty());
+    if parsed.command.is_empty() && dir.is_none() && static_dir.is_none() && cgi_dir.is_none() {
         return Err(fail(
             "Please specify COMMAND or provide --dir, --staticdir or --cgidir argument.".into(),
         ));
@@ -98,12 +102,11 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
                 command.to_string_lossy()
             ))
         })?;
-        Launch::Command {
+        Some(Launch::Command {
             program,
             args: args.to_vec(),
-        }
-    } else {
-        let dir = dir.unwrap_or_default();
+        })
+    } else if let Some(dir) = dir {
         match std::fs::metadata(dir) {
             Err(_) => return Err(fail(format!("could not find your script dir '{dir}'"))),
             Ok(meta) if !meta.is_dir() => {
@@ -111,9 +114,38 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
                     "did you mean to specify COMMAND instead of --dir '{dir}'?"
                 )))
             }
-            Ok(_) => Launch::Dir(absolute(Path::new(dir))),
+            Ok(_) => Some(Launch::Dir(absolute(Path::new(dir)))),
         }
+    } else {
+        None
     };
+    let is_dir = |dir: &str| std::fs::metadata(dir).is_ok_and(|meta| meta.is_dir());
+    if let Some(cgi) = cgi_dir.filter(|d| !is_dir(d)) {
+        return Err(fail(format!(
+            "your CGI dir '{cgi}' is not pointing to an accessible directory"
+        )));
+    }
+    if let Some(statics) = static_dir.filter(|d| !is_dir(d)) {
+        return Err(fail(format!(
+            "your static dir '{statics}' is not pointing to an accessible directory"
+        )));
+    }
+    let dev_console = parsed.flag("devconsole");
+    for (conflict, flag) in [(static_dir, "--staticdir"), (cgi_dir, "--cgidir")] {
+        if dev_console && conflict.is_some() {
+            let line = logging::format_line(
+                Level::Fatal,
+                "server",
+                &format!("Invalid parameters: --devconsole cannot be used with {flag}. Pick one."),
+            );
+            let stdout = if log_level <= Level::Fatal {
+                line
+            } else {
+                String::new()
+            };
+            return Err(Exit::new(EXIT_INVALID_PARAMETERS, stdout, ""));
+        }
+    }
 
     let headers = CustomHeaders {
         all: parse_headers(parsed.list("header")),
@@ -125,7 +157,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     Ok(Config {
         port: parsed.int("port").unwrap_or(0),
         addresses: parsed.list("address").to_vec(),
-        launch: Some(launch),
+        launch,
         origin: OriginPolicy::new(parsed.flag("sameorigin"), parsed.text("origin")),
         passenv: snapshot_passenv(parsed.text("passenv").unwrap_or(DEFAULT_PASSENV)),
         binary: parsed.flag("binary"),
@@ -142,6 +174,10 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
             .text("unixsocket")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from),
+        static_dir: static_dir.map(PathBuf::from),
+        cgi_dir: cgi_dir.map(PathBuf::from),
+        dev_console,
+        redirect_port: parsed.int("redirport").unwrap_or(0),
     })
 }
 
@@ -324,6 +360,22 @@ mod tests {
         assert!(e
             .stderr
             .starts_with("could not find your script dir '/no/such/dir'"));
+        let e = exit(&["--cgidir=/no/such"]);
+        assert!(e
+            .stderr
+            .starts_with("your CGI dir '/no/such' is not pointing to an accessible directory\n"));
+        let e = exit(&["--staticdir=/etc/hostname"]);
+        assert!(e.stderr.starts_with(
+            "your static dir '/etc/hostname' is not pointing to an accessible directory\n"
+        ));
+        let e = exit(&["--devconsole", "--staticdir=/tmp", "cat"]);
+        assert_eq!(e.code, 4);
+        assert!(e.stdout.ends_with(
+            "| FATAL  | server     |  | Invalid parameters: --devconsole cannot be used with --staticdir. Pick one.\n"
+        ));
+        let e = exit(&["--devconsole", "--cgidir=/tmp", "--loglevel=none", "cat"]);
+        assert_eq!((e.code, e.stdout.as_str()), (4, ""));
+        assert!(run(&["--staticdir=/tmp"]).unwrap().launch.is_none());
         let e = exit(&["--dir=/etc/hostname"]);
         assert!(e
             .stderr

@@ -3,6 +3,7 @@
 
 pub mod path;
 pub mod response;
+pub mod static_files;
 
 use crate::logging::Scope;
 use crate::state::AppState;
@@ -72,14 +73,65 @@ pub async fn route(
         return ws::upgrade(upgrade, &state, &connection, scope).await;
     }
 
-    let mut response = plain(StatusCode::NOT_FOUND, "404 page not found");
+    let mut response = serve_content(
+        request,
+        &state,
+        &connection,
+        &mut scope,
+        &host,
+        &target,
+        &decoded,
+    )
+    .await;
     add_headers(
         &mut response,
         config.headers.all.iter().chain(&config.headers.http),
         false,
     );
-    scope.access("http", "NOT FOUND");
     response
+}
+
+/// Plain HTTP: the developer console, else a CGI script, else a static file, else 404.
+async fn serve_content(
+    request: Request<Incoming>,
+    state: &Arc<AppState>,
+    connection: &Connection,
+    scope: &mut Scope,
+    host: &str,
+    target: &str,
+    path: &[u8],
+) -> Response<Body> {
+    let config = &state.config;
+    if config.dev_console {
+        scope.access("http", "DEVCONSOLE");
+        return crate::devconsole::serve(
+            request.method(),
+            request.headers(),
+            host,
+            target,
+            connection.tls,
+            state.started,
+        );
+    }
+    let mut request = request;
+    if let Some(cgi_dir) = &config.cgi_dir {
+        let context = crate::cgi::CgiContext {
+            peer: &connection.peer,
+            tls: connection.tls,
+            passenv: &config.passenv,
+            forks: &state.forks,
+        };
+        match crate::cgi::serve(cgi_dir, request, path, &context, scope).await {
+            crate::cgi::CgiOutcome::Response(response) => return response,
+            crate::cgi::CgiOutcome::NotCgi(unused) => request = unused,
+        }
+    }
+    if let Some(static_dir) = &config.static_dir {
+        scope.access("http", "STATIC");
+        return static_files::serve(static_dir, request.method(), request.headers(), path).await;
+    }
+    scope.access("http", "NOT FOUND");
+    plain(StatusCode::NOT_FOUND, "404 page not found")
 }
 
 /// A 400 answered the way Go's server does: plain text, then the connection is closed.

@@ -105,6 +105,47 @@ pub fn html_escape(text: &str) -> String {
     out
 }
 
+/// Whether any segment of `path` starts with `.`. Static serving refuses such paths so that
+/// dotfiles and dot-directories (`.git`, `.env`, ...) are never published by accident; this
+/// also covers any stray `.`/`..` segment.
+pub fn has_hidden_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/')
+        .any(|segment| segment.first() == Some(&b'.'))
+}
+
+/// The last segment of `path`, ignoring trailing slashes (like Go's `path.Base`, but an
+/// all-slash or empty path gives an empty name).
+pub fn last_segment(path: &[u8]) -> &[u8] {
+    let mut end = path.len();
+    while end > 0 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    let start = path[..end]
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(0, |i| i + 1);
+    &path[start..end]
+}
+
+/// A relative `Location` for redirecting to a sibling name: `prefix` + escaped `name` +
+/// `suffix`, plus an optional raw query. A bare name holding `:` gets a leading `./` so that a
+/// browser cannot mistake it for a URL scheme.
+pub fn relative_location(prefix: &str, name: &[u8], suffix: &str, query: Option<&str>) -> String {
+    let escaped = escape(name);
+    let mut out = String::with_capacity(prefix.len() + escaped.len() + suffix.len() + 3);
+    if prefix.is_empty() && escaped.contains(':') {
+        out.push_str("./");
+    }
+    out.push_str(prefix);
+    out.push_str(&escaped);
+    out.push_str(suffix);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +189,20 @@ mod tests {
             html_escape("\"><script>&'"),
             "&#34;&gt;&lt;script&gt;&amp;&#39;"
         );
+    }
+
+    #[test]
+    fn static_path_helpers() {
+        assert!(has_hidden_segment(b"/.git/config"));
+        assert!(has_hidden_segment(b"/a/.env"));
+        assert!(has_hidden_segment(b"/a/../b"));
+        assert!(!has_hidden_segment(b"/a.b/c.txt"));
+        assert!(!has_hidden_segment(b"/"));
+        assert_eq!(last_segment(b"/a/b"), b"b");
+        assert_eq!(last_segment(b"/a/b/"), b"b");
+        assert_eq!(last_segment(b"/"), b"");
+        assert_eq!(relative_location("", b"dir", "/", Some("x=1")), "dir/?x=1");
+        assert_eq!(relative_location("../", b"a b", "", None), "../a%20b");
+        assert_eq!(relative_location("", b"c:d", "/", Some("")), "./c:d/");
     }
 }

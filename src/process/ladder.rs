@@ -45,6 +45,42 @@ pub async fn terminate(
     status
 }
 
+/// How long the last step waits after SIGKILL before giving up on a program.
+const KILL_WAIT: Duration = Duration::from_millis(1000);
+
+/// Ends a program that has no stdin worth closing (a CGI script whose client went away):
+/// SIGTERM to its group, waits `grace`, then SIGKILL and waits 1000 ms. Stops as soon as the
+/// program has been reaped and no process of its group is left. Returns the program's exit
+/// status when it was reaped.
+pub async fn terminate_group(
+    child: &mut Child,
+    pid: u32,
+    grace: Duration,
+    scope: &Scope,
+) -> Option<ExitStatus> {
+    let mut status = None;
+    for (signal, step, wait) in [
+        (Signal::TERM, "SIGTERM", grace),
+        (Signal::KILL, "SIGKILL", KILL_WAIT),
+    ] {
+        send(pid, signal, step, scope);
+        if wait_gone(child, pid, &mut status, Instant::now() + wait).await {
+            scope.debug("process", &format!("Process {pid} terminated after {step}"));
+            return status;
+        }
+    }
+    scope.error("process", &format!("SIGKILL did not terminate {pid}!"));
+    status
+}
+
+/// Sends SIGKILL to the process group led by `pid` without waiting, for clean-up paths
+/// that cannot wait (a dropped task). Errors are ignored: the group may be gone already.
+pub fn kill_group_now(pid: u32) {
+    if let Some(group) = to_pid(pid) {
+        let _ = kill_process_group(group, Signal::KILL);
+    }
+}
+
 /// Sends `signal` to the process group led by `pid`, logging a failure other than the
 /// group having already gone.
 fn send(pid: u32, signal: Signal, name: &str, scope: &Scope) {

@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod listen;
+mod redirect;
 mod tls;
 
 use crate::config::{Config, Launch};
@@ -40,6 +41,15 @@ pub async fn run(config: Config) -> i32 {
         match listen::bind_tcp(&spec.address, config.listen_port()).await {
             Ok(listener) => tcp.push(listener),
             Err(message) => return fail(message),
+        }
+    }
+    let mut redirects = Vec::new();
+    if config.redirect_port != 0 {
+        for spec in &specs {
+            match listen::bind_tcp(&spec.address, config.redirect_port).await {
+                Ok(listener) => redirects.push(listener),
+                Err(message) => return fail(message),
+            }
         }
     }
     let unix = match &config.unix_socket {
@@ -80,6 +90,21 @@ pub async fn run(config: Config) -> i32 {
     }
     if let Some(listener) = unix {
         tokio::spawn(accept_unix(listener, served.clone()));
+    }
+    let target = redirect::Target {
+        scheme: if state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        port: u16::try_from(state.config.listen_port()).unwrap_or(0),
+    };
+    for listener in redirects {
+        tokio::spawn(redirect::serve(
+            listener,
+            target.clone(),
+            state.shutdown.clone(),
+        ));
     }
 
     let (Ok(mut terminate), Ok(mut interrupt)) = (
@@ -209,12 +234,54 @@ fn print_startup_lines(config: &Config, specs: &[ListenSpec]) {
         }
         None => {}
     }
-    let ws = if config.tls.is_some() { "wss" } else { "ws" };
+    if let Some(dir) = &config.static_dir {
+        logging::server(
+            Level::Info,
+            &format!("Serving static content from : {}", dir.display()),
+        );
+    }
+    if let Some(dir) = &config.cgi_dir {
+        logging::server(
+            Level::Info,
+            &format!("Serving CGI scripts from    : {}", dir.display()),
+        );
+    }
+    let (ws, http) = if config.tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     for spec in specs {
         logging::server(
             Level::Info,
             &format!("Starting WebSocket server   : {ws}://{}/", spec.shown),
         );
+        if config.dev_console {
+            logging::server(
+                Level::Info,
+                &format!("Developer console enabled   : {http}://{}/", spec.shown),
+            );
+        } else if config.static_dir.is_some() || config.cgi_dir.is_some() {
+            logging::server(
+                Level::Info,
+                &format!("Serving CGI or static files : {http}://{}/", spec.shown),
+            );
+        }
+    }
+    if config.redirect_port != 0 {
+        for spec in specs {
+            let host = spec
+                .shown
+                .rsplit_once(':')
+                .map_or(spec.shown.as_str(), |(h, _)| h);
+            logging::server(
+                Level::Info,
+                &format!(
+                    "Starting redirect server   : http://{host}:{}/",
+                    config.redirect_port
+                ),
+            );
+        }
     }
     if let Some(path) = &config.unix_socket {
         logging::server(

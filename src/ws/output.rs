@@ -6,6 +6,7 @@ use super::transport::Sender;
 use crate::logging::Scope;
 use crate::process::lines::{json_envelope, LineBuffer};
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use std::io;
 use std::time::Duration;
 use tokio::net::unix::pipe;
@@ -103,6 +104,7 @@ pub struct OutputRelay {
     sending: bool,
     queued: bool,
     ping_every: Option<Duration>,
+    ping: Option<tokio::time::Interval>,
     scope: Scope,
 }
 
@@ -127,6 +129,12 @@ impl OutputRelay {
             sending: true,
             queued: false,
             ping_every,
+            ping: ping_every.map(|every| {
+                let mut timer =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                timer
+            }),
             scope,
         }
     }
@@ -134,17 +142,20 @@ impl OutputRelay {
     /// From now on output is read and dropped (the client is gone or being closed).
     pub fn stop_sending(&mut self) {
         self.sending = false;
-        self.ping_every = None;
+        self.ping = None;
     }
 
     /// Relays until the program's output ends. Cancel-safe.
     pub async fn run(&mut self, tx: &mut Sender) -> OutputEnd {
-        let mut ping = self.ping_every.map(|every| {
-            let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            timer
-        });
         loop {
+            // Pings go out on time even while the program writes without pause.
+            let due = self
+                .ping
+                .as_mut()
+                .is_some_and(|timer| timer.tick().now_or_never().is_some());
+            if due {
+                self.ping(tx).await;
+            }
             for index in 0..self.sources.len() {
                 self.deliver_lines(index, tx).await;
             }
@@ -169,25 +180,30 @@ impl OutputRelay {
             }
             self.flush(tx).await;
             let ping_tick = async {
-                match ping.as_mut() {
-                    Some(timer) if self.sending => {
+                match self.ping.as_mut() {
+                    Some(timer) => {
                         timer.tick().await;
                     }
-                    _ => std::future::pending::<()>().await,
+                    None => std::future::pending::<()>().await,
                 }
             };
-            tokio::select! {
-                _ = readable(&self.sources) => {}
-                () = ping_tick => {
-                    let every = self.ping_every.unwrap_or(Duration::from_secs(1));
-                    let sent = tokio::time::timeout(every, tx.ping()).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        // As upstream: pinging stops at the first failure.
-                        self.ping_every = None;
-                        ping = None;
-                    }
-                }
+            let ping_due = tokio::select! {
+                _ = readable(&self.sources) => false,
+                () = ping_tick => true,
+            };
+            if ping_due {
+                self.ping(tx).await;
             }
+        }
+    }
+
+    /// Sends a ping, bounded by the ping interval; as upstream, pinging stops at the first
+    /// failure.
+    async fn ping(&mut self, tx: &mut Sender) {
+        let every = self.ping_every.unwrap_or(Duration::from_secs(1));
+        let sent = tokio::time::timeout(every, tx.ping()).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.ping = None;
         }
     }
 

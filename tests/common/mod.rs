@@ -311,7 +311,7 @@ impl HttpResponse {
     }
 
     /// Whether `raw` holds a whole response with a Content-Length body.
-    fn complete(raw: &[u8]) -> bool {
+    pub fn complete(raw: &[u8]) -> bool {
         let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
             return false;
         };
