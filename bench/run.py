@@ -595,6 +595,21 @@ def ensure_binaries(args):
     return args.theirs
 
 
+def shown(path):
+    """A path as the table shows it: relative to the repository when inside it."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
+
+
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                             capture_output=True, timeout=10).stdout.decode().strip()
+        return rev or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ours", default=DEFAULT_OURS, help="our websocketd binary")
@@ -658,10 +673,10 @@ def main():
         f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"Machine: {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}",
         f"Command: `{command.strip()}` ({runs} run(s) per scenario, {elapsed:.0f} s)",
-        f"Ours: {args.ours} ({version_of(args.ours)})",
+        f"Ours: {shown(args.ours)} ({version_of(args.ours)}), tree at {git_revision()}",
     ]
     if theirs:
-        header.append(f"Theirs: {theirs} ({version_of(theirs)})")
+        header.append(f"Theirs: {shown(theirs)} ({version_of(theirs)})")
     notes = ["Medians over the runs; the ratio column is the median of the ratios taken "
              "within each repetition (both servers back to back), so it is the figure to "
              "compare between machines and runs."]
