@@ -1,0 +1,88 @@
+//! Load generator for the websocketd benchmarks (see docs/benchmarks.md).
+//!
+//! One subcommand per scenario shape. Each prints exactly one JSON object on stdout with
+//! its metrics, `client_cpu_s` (user + system time of this process) and `wall_s`. It runs
+//! on a single-threaded runtime so that it costs less CPU than the server it measures; the
+//! CPU figure lets a reader check that. On failure the object carries an `"error"` field
+//! and the exit status is non-zero.
+
+mod args;
+mod report;
+mod scenarios;
+mod util;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use args::Args;
+use report::Report;
+use util::Error;
+
+const USAGE: &str = "usage: loadgen SCENARIO --url ws://127.0.0.1:PORT/ [options]
+
+scenarios and their options (defaults in brackets):
+  handshake        --concurrency N [1] --count M [1000]
+  echo-latency     --count N [20000] --size B [64]
+  echo-throughput  --connections N [1] --size B [64] --window W [64] --seconds S [5]
+  push             --expect-lines N
+  binary           --size B [65536] --in-flight K [1] --count M [1000] --stall-seconds S [5]
+  scale            --connections N [1000] --parallel P [200] --hold-seconds S [60]
+  sustained        --connections N [50] --rate R [100] --seconds S [10]
+  backpressure     --rate R [1000] --seconds S [10] --drain D [5]
+every scenario also takes --max-seconds T [300], a bound on the whole run.";
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let scenario = argv.first().cloned().unwrap_or_default();
+
+    let outcome = Args::parse(&argv[argv.len().min(1)..]).and_then(|args| run(&scenario, args));
+    let (mut report, code) = match outcome {
+        Ok(report) => (report, ExitCode::SUCCESS),
+        Err(e) => {
+            let mut report = Report::new(&scenario);
+            report.text("error", &e.to_string());
+            (report, ExitCode::FAILURE)
+        }
+    };
+    report.num("client_cpu_s", util::cpu_seconds());
+    report.num("wall_s", started.elapsed().as_secs_f64());
+    println!("{}", report.render());
+    code
+}
+
+fn run(scenario: &str, args: Args) -> Result<Report, Error> {
+    if matches!(scenario, "" | "-h" | "--help" | "help") {
+        eprintln!("{USAGE}");
+        return Err(Error::new("no scenario given"));
+    }
+    let max = Duration::from_secs_f64(args.f64("max-seconds", 300.0)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let work = async {
+            match scenario {
+                "handshake" => scenarios::handshake(&args).await,
+                "echo-latency" => scenarios::echo_latency(&args).await,
+                "echo-throughput" => scenarios::echo_throughput(&args).await,
+                "push" => scenarios::push(&args).await,
+                "binary" => scenarios::binary(&args).await,
+                "scale" => scenarios::scale(&args).await,
+                "sustained" => scenarios::sustained(&args).await,
+                "backpressure" => scenarios::backpressure(&args).await,
+                other => {
+                    eprintln!("{USAGE}");
+                    Err(Error::new(format!("unknown scenario {other:?}")))
+                }
+            }
+        };
+        match tokio::time::timeout(max, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(format!(
+                "scenario did not finish within --max-seconds {}",
+                max.as_secs_f64()
+            ))),
+        }
+    })
+}

@@ -1,0 +1,697 @@
+#!/usr/bin/env python3
+"""Benchmark runner: our websocketd against Debian's websocketd 0.4.1.
+
+For every scenario and repetition it starts each server in turn (the order alternates
+between repetitions) with the same flags and program, pinned with its children to core 0,
+runs bench/loadgen pinned to core 1, and records the load generator's JSON plus the
+daemon's memory. The table gives per-server medians and the median of the ratios taken
+within each repetition; on a shared, noisy machine only those ratios are comparable
+between runs, never absolute figures.
+
+    bench/run.py [--ours PATH] [--theirs PATH|none] [--scenarios a,b,...] [--runs N]
+                 [--smoke] [--out FILE]
+
+Python 3 standard library only. See docs/benchmarks.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import queue
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OURS = os.path.join(ROOT, "target", "release", "websocketd")
+DEFAULT_LOADGEN = os.path.join(ROOT, "target", "release", "loadgen")
+DEFAULT_THEIRS = "/usr/bin/websocketd"
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+SCENARIOS = [
+    "handshake",
+    "echo-latency",
+    "echo-throughput",
+    "push",
+    "binary",
+    "scale",
+    "sustained",
+    "backpressure",
+]
+
+CAT = ["cat"]
+SLOW_CONSUMER = ["sh", "-c", 'while read l; do echo "$l"; sleep 0.1; done']
+
+
+def push_program(line_bytes, lines):
+    """A program printing `lines` lines of exactly `line_bytes` bytes, newline included."""
+    text = "x" * (line_bytes - 1)
+    return ["sh", "-c", f"yes {text} | head -n {lines}"]
+
+
+class Metric:
+    def __init__(self, key, label, higher_is_better, source="loadgen", fmt="{:.1f}"):
+        self.key = key
+        self.label = label
+        self.up = higher_is_better
+        self.source = source  # "loadgen" or "server" (measured by this script)
+        self.fmt = fmt
+
+
+PEAK_RSS = Metric("peak_rss_mib", "daemon peak RSS MiB", False, "server", "{:.1f}")
+
+
+class Case:
+    """One row group of the table: a scenario with fixed parameters."""
+
+    def __init__(self, scenario, name, program, loadgen_args, metrics, server_flags=(),
+                 timeout=300, hold=False):
+        self.scenario = scenario
+        self.name = name
+        self.program = program
+        self.loadgen_args = [str(a) for a in loadgen_args]
+        self.metrics = list(metrics) + [PEAK_RSS]
+        self.server_flags = list(server_flags)
+        self.timeout = timeout
+        self.hold = hold  # scale: the loadgen holds its connections until told to close
+        self.connections = 0
+        if "--connections" in self.loadgen_args:
+            self.connections = int(self.loadgen_args[self.loadgen_args.index("--connections") + 1])
+
+
+def build_cases(smoke):
+    """The scenario list; `smoke` shrinks every workload to a few hundred messages."""
+    s = smoke
+    lat_us = [Metric("p50_us", "p50 µs", False), Metric("p99_us", "p99 µs", False)]
+    cases = []
+    for conc, count, small in ((1, 2000, 20), (50, 5000, 100)):
+        cases.append(Case(
+            "handshake", f"handshake c={conc}", ["echo", "hello"],
+            ["--concurrency", conc, "--count", small if s else count],
+            [Metric("conns_per_s", "connections/s", True, fmt="{:.0f}"),
+             Metric("p50_ms", "p50 ms", False, fmt="{:.2f}"),
+             Metric("p99_ms", "p99 ms", False, fmt="{:.2f}")]))
+    cases.append(Case(
+        "echo-latency", "echo latency, cat", CAT,
+        ["--count", 300 if s else 20000, "--size", 64], lat_us))
+    for conns in (1, 50):
+        cases.append(Case(
+            "echo-throughput", f"echo throughput, {conns} conn", CAT,
+            ["--connections", conns, "--size", 64, "--window", 64,
+             "--seconds", 0.5 if s else 5],
+            [Metric("msgs_per_s", "msgs/s", True, fmt="{:.0f}")]))
+    for size in (8, 100, 4096):
+        lines = 10_000 if s else 1_000_000
+        cases.append(Case(
+            "push", f"push {size} B lines", push_program(size, lines),
+            ["--expect-lines", lines],
+            [Metric("msgs_per_s", "lines/s", True, fmt="{:.0f}"),
+             Metric("mb_per_s", "MB/s", True)]))
+    for k in (1, 2, 8):
+        cases.append(Case(
+            "binary", f"binary 64 KiB, {k} in flight", CAT,
+            ["--size", 65536, "--in-flight", k, "--count", 20 if s else 2000,
+             "--stall-seconds", 1 if s else 5],
+            [Metric("mb_per_s", "MB/s", True)], server_flags=["--binary"]))
+    for n in ((50,) if s else (1000, 4000)):
+        cases.append(Case(
+            "scale", f"scale {n} conns", CAT,
+            ["--connections", n, "--parallel", 200, "--hold-seconds", 120],
+            [Metric("open_s", "time to open all s", False, fmt="{:.2f}"),
+             Metric("rss_per_conn_kib", "daemon RSS per conn KiB", False, "server"),
+             Metric("pss_total_mib", "PSS daemon+children MiB", False, "server"),
+             Metric("fds_per_conn", "daemon fds per conn", False, "server")],
+            server_flags=["--maxforks=0"], hold=True))
+    cases.append(Case(
+        "sustained", "sustained 50 conns × 100 msg/s", CAT,
+        ["--connections", 50, "--rate", 100, "--seconds", 1 if s else 10],
+        [Metric("p50_ms", "p50 ms", False, fmt="{:.2f}"),
+         Metric("p95_ms", "p95 ms", False, fmt="{:.2f}"),
+         Metric("p99_ms", "p99 ms", False, fmt="{:.2f}")]))
+    cases.append(Case(
+        "backpressure", "backpressure, slow consumer", SLOW_CONSUMER,
+        ["--rate", 1000, "--seconds", 1 if s else 10, "--drain", 0.5 if s else 5],
+        [Metric("sent", "messages sent", True, fmt="{:.0f}"),
+         Metric("received", "echoes received", True, fmt="{:.0f}")]))
+    if s:
+        for c in cases:
+            c.timeout = 30
+    return cases
+
+
+# ---------------------------------------------------------------------------------------
+# processes
+
+
+def raise_nofile(needed):
+    """Raises RLIMIT_NOFILE (inherited by both servers and the load generator) to the hard
+    limit. If that is below `needed` (the scale scenarios' file descriptors) and we are
+    root, raises the hard limit too. Returns (limit, note)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    note = ""
+    if hard != resource.RLIM_INFINITY and hard < needed and os.geteuid() == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            note = f" (hard limit raised from {hard})"
+            soft = hard = needed
+        except (ValueError, OSError):
+            pass
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard, note
+
+
+def proc_stat(pid):
+    """(session, starttime, state) from /proc/PID/stat, or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): session is field 6, starttime field 22.
+    return int(fields[3]), int(fields[19]), fields[0]
+
+
+def session_members(sid):
+    """Live (not zombie) processes of session `sid` as (pid, starttime). The daemon is
+    started as a session leader, so this is the daemon and every process it started, even
+    those orphaned by its exit."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(int(entry))
+            if st and st[0] == sid and st[2] not in ("Z", "X"):
+                out.append((int(entry), st[1]))
+    return out
+
+
+def read_kib(path, field):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary, case):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        argv = (["taskset", "-c", SERVER_CORE, binary, f"--port={self.port}",
+                 "--address=127.0.0.1", "--loglevel=error"]
+                + case.server_flags + case.program)
+        self.argv = argv
+        # A new session: every process the daemon starts stays findable by session id.
+        # At --loglevel=error both daemons are silent unless something fails; their log
+        # (stdout) and stderr go to a file that failures quote.
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, limit=10.0):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode} at start: "
+                                   + self.stderr_tail())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"server did not accept on port {self.port} within {limit} s")
+
+    def rss_kib(self):
+        return read_kib(f"/proc/{self.pid}/status", "VmRSS")
+
+    def pss_and_children(self):
+        members = session_members(self.pid)
+        total = 0
+        for pid, _ in members:
+            total += read_kib(f"/proc/{pid}/smaps_rollup", "Pss") or 0
+        return total, len(members) - 1
+
+    def fd_count(self):
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/fd"))
+        except OSError:
+            return None
+
+    def stderr_tail(self, limit=2000):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-limit:]
+
+    def first_log_lines(self, count=2, width=300):
+        """The first distinct lines of the daemon's output (its error messages)."""
+        self.log.seek(0)
+        seen = []
+        for raw in self.log:
+            line = raw.decode(errors="replace").strip()
+            # Drop the per-session prefix (time, ids) so repeats collapse.
+            msg = line.rsplit("|", 1)[-1].strip()
+            if msg and msg not in seen:
+                seen.append(msg)
+                if len(seen) == count:
+                    break
+        return "; ".join(m[:width] for m in seen)
+
+    def stop(self):
+        """SIGTERM, SIGKILL after 2 s, then kill whatever the daemon left behind.
+        Returns a warning string if something survived, else None."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        # Programs outlive a daemon that exits without stopping them (0.4.1 does on SIGTERM).
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and session_members(self.pid):
+            time.sleep(0.05)
+        for _ in range(5):
+            left = session_members(self.pid)
+            if not left:
+                break
+            for pid, start in left:
+                st = proc_stat(pid)
+                if st and st[:2] == (self.pid, start):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.1)
+        self.log.close()
+        left = session_members(self.pid)
+        return f"{len(left)} processes left after stopping the server" if left else None
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, server, period=0.2):
+        super().__init__(daemon=True)
+        self.server = server
+        self.period = period
+        self.peak = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            rss = self.server.rss_kib()
+            if rss:
+                self.peak = max(self.peak, rss)
+            self.halt.wait(self.period)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        rss = self.server.rss_kib()
+        if rss:
+            self.peak = max(self.peak, rss)
+        return self.peak
+
+
+def parse_report(out):
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    return None
+
+
+def run_loadgen(loadgen, case, url, server):
+    """Runs one loadgen invocation; returns (report dict, extra server metrics)."""
+    argv = ["taskset", "-c", CLIENT_CORE, loadgen, case.scenario, "--url", url,
+            *case.loadgen_args, "--max-seconds", str(case.timeout)]
+    extra = {}
+    if not case.hold:
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=case.timeout + 10)
+        except subprocess.TimeoutExpired:
+            return {"error": f"loadgen did not finish within {case.timeout + 10} s"}, extra
+        report = parse_report(done.stdout)
+        if report is None:
+            report = {"error": f"loadgen exited {done.returncode} without a report: "
+                               + done.stderr.decode(errors="replace")[-500:]}
+        elif done.returncode != 0 and "error" not in report:
+            report["error"] = f"loadgen exited {done.returncode}"
+        return report, extra
+
+    # scale: wait for READY on stderr, measure, then release the connections.
+    idle_rss = server.rss_kib() or 0
+    idle_fds = server.fd_count() or 0
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    lines = queue.Queue()
+    stdout_chunks = []
+
+    def pump_stderr():
+        for raw in proc.stderr:
+            lines.put(raw.decode(errors="replace").strip())
+        lines.put(None)
+
+    def pump_stdout():
+        stdout_chunks.append(proc.stdout.read())
+
+    threads = [threading.Thread(target=pump_stderr, daemon=True),
+               threading.Thread(target=pump_stdout, daemon=True)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + case.timeout
+    ready = False
+    stderr_seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        if line == "READY":
+            ready = True
+            break
+        stderr_seen.append(line)
+    if ready:
+        n = case.connections
+        time.sleep(0.5)  # let the daemon settle after the last echo
+        rss = server.rss_kib() or 0
+        pss, children = server.pss_and_children()
+        fds = server.fd_count() or 0
+        extra = {"rss_per_conn_kib": (rss - idle_rss) / n, "pss_total_mib": pss / 1024,
+                 "fds_per_conn": (fds - idle_fds) / n, "children": children,
+                 "idle_rss_kib": idle_rss, "held_rss_kib": rss}
+        try:
+            proc.stdin.write(b"\n")
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()) + 10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return {"error": f"loadgen did not finish within {case.timeout + 10} s"}, extra
+    for t in threads:
+        t.join(5)
+    report = parse_report(b"".join(stdout_chunks))
+    if report is None:
+        report = {"error": f"loadgen exited {proc.returncode} without a report: "
+                           + " | ".join(stderr_seen)[-500:]}
+    elif proc.returncode != 0 and "error" not in report:
+        report["error"] = f"loadgen exited {proc.returncode}"
+    elif not ready and "error" not in report:
+        report["error"] = "loadgen never reported READY"
+    return report, extra
+
+
+def run_one(binary, loadgen, case):
+    """One server run: start, wait, load, measure, stop. Returns a result dict."""
+    server = Server(binary, case)
+    result = {}
+    try:
+        server.wait_ready()
+        sampler = RssSampler(server)
+        sampler.start()
+        report, extra = run_loadgen(loadgen, case, f"ws://127.0.0.1:{server.port}/", server)
+        peak = sampler.stop()
+        result.update(report)
+        result.update(extra)
+        result["peak_rss_mib"] = peak / 1024
+        if server.proc.poll() is not None:
+            result.setdefault("error", f"server exited with {server.proc.returncode} "
+                                       "during the run: " + server.stderr_tail(500))
+        elif "error" in result:
+            log = server.first_log_lines()
+            if log:
+                result["error"] += f" [server log: {log}]"
+    except RuntimeError as e:
+        result["error"] = str(e)
+    finally:
+        warning = server.stop()
+        if warning:
+            result["leftover"] = warning
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# table
+
+
+def fmt_value(metric, values, stalls, failures):
+    if not values:
+        if stalls:
+            return "stall" if stalls == 1 else f"stall ×{stalls}"
+        return "error" if failures else "–"
+    text = metric.fmt.format(statistics.median(values))
+    notes = []
+    if stalls:
+        notes.append(f"{stalls} stalled")
+    if failures:
+        notes.append(f"{failures} failed")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def cpu_text(runs):
+    ok = [r for r in runs if r and "client_cpu_s" in r and "wall_s" in r]
+    if not ok:
+        return "–"
+    cpu = statistics.median(r["client_cpu_s"] for r in ok)
+    wall = statistics.median(r["wall_s"] for r in ok)
+    return f"{cpu:.2f} s of {wall:.1f} s"
+
+
+def metric_value(run, metric):
+    if not run or "error" in run or run.get("stalled"):
+        return None
+    v = run.get(metric.key)
+    return v if isinstance(v, (int, float)) else None
+
+
+def build_table(cases, results, have_theirs, theirs_label):
+    head = ["scenario", "metric", "ours"]
+    if have_theirs:
+        head += [theirs_label, "ratio (↑ ours÷theirs, ↓ theirs÷ours; >1 = ours better)"]
+    head += ["client CPU, ours"]
+    if have_theirs:
+        head += ["client CPU, theirs"]
+    rows = []
+    for case in cases:
+        per = results.get(case.name)
+        if per is None:
+            continue
+        ours, theirs = per["ours"], per.get("theirs", [])
+        for i, m in enumerate(case.metrics):
+            label = f"{m.label} {'↑' if m.up else '↓'}"
+            row = [case.name if i == 0 else "", label]
+            for runs in ([ours, theirs] if have_theirs else [ours]):
+                vals = [v for v in (metric_value(r, m) for r in runs) if v is not None]
+                stalls = sum(1 for r in runs if r and r.get("stalled") and "error" not in r)
+                fails = sum(1 for r in runs if not r or "error" in r)
+                row.append(fmt_value(m, vals, stalls, fails))
+            if have_theirs:
+                ratios = []
+                for o, t in zip(ours, theirs):
+                    vo, vt = metric_value(o, m), metric_value(t, m)
+                    if vo is None or vt is None:
+                        continue
+                    num, den = (vo, vt) if m.up else (vt, vo)
+                    if den > 0:
+                        ratios.append(num / den)
+                row.append(f"{statistics.median(ratios):.2f}" if ratios else "–")
+            row.append(cpu_text(ours) if i == 0 else "")
+            if have_theirs:
+                row.append(cpu_text(theirs) if i == 0 else "")
+            rows.append(row)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_text():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), Linux {platform.release()}"
+
+
+def version_of(binary):
+    """The binary's --version line; for a Debian package build (whose line says
+    DEVBUILD) the package version instead."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, timeout=10)
+        line = (out.stdout or out.stderr).decode(errors="replace").strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        line = "unknown"
+    if "DEVBUILD" in line or line == "unknown":
+        try:
+            owner = subprocess.run(["dpkg-query", "-S", os.path.realpath(binary)],
+                                   capture_output=True, timeout=10)
+            pkg = owner.stdout.decode().split(":", 1)[0].strip()
+            ver = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
+                                 capture_output=True, timeout=10).stdout.decode().strip()
+            if pkg and ver:
+                return f"{pkg} {ver} (Debian package)"
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return line
+
+
+# ---------------------------------------------------------------------------------------
+# main
+
+
+def ensure_binaries(args):
+    if (args.ours == DEFAULT_OURS and not os.path.exists(DEFAULT_OURS)) or \
+            (args.loadgen == DEFAULT_LOADGEN and not os.path.exists(DEFAULT_LOADGEN)):
+        print("building release binaries ...", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release", "-p", "websocketd", "-p", "loadgen"],
+                       cwd=ROOT, check=True)
+    for path in (args.ours, args.loadgen):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"not executable: {path}")
+    if args.theirs == "none":
+        return None
+    if os.access(args.theirs, os.X_OK):
+        return args.theirs
+    if args.smoke or args.theirs != DEFAULT_THEIRS:
+        print(f"note: {args.theirs} not found; running ours only", file=sys.stderr)
+        return None
+    print("installing Debian's websocketd ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(["apt-get", "install", "-y", "websocketd"], env=env).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(["apt-get", "install", "-y", "websocketd"], env=env, check=True)
+    return args.theirs
+
+
+def shown(path):
+    """A path as the table shows it: relative to the repository when inside it."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
+
+
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                             capture_output=True, timeout=10).stdout.decode().strip()
+        return rev or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ours", default=DEFAULT_OURS, help="our websocketd binary")
+    p.add_argument("--theirs", default=DEFAULT_THEIRS,
+                   help="the websocketd to compare with, or 'none'")
+    p.add_argument("--loadgen", default=DEFAULT_LOADGEN, help="the load generator binary")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    p.add_argument("--runs", type=int, default=3, help="repetitions per scenario")
+    p.add_argument("--smoke", action="store_true",
+                   help="every scenario once with tiny workloads; non-zero exit on failure")
+    p.add_argument("--out", help="also write the table (Markdown) here, raw data to FILE.json")
+    args = p.parse_args()
+
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(unknown)}")
+    runs = 1 if args.smoke else max(1, args.runs)
+    for tool in ("taskset",):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is required (util-linux)")
+
+    theirs = ensure_binaries(args)
+    cases = [c for c in build_cases(args.smoke) if c.scenario in wanted]
+    # Per scale connection: the daemon's socket, 3 pipes and a process handle, the
+    # client's socket; doubled for headroom.
+    most = max([c.connections for c in cases if c.hold] or [0])
+    nofile, nofile_note = raise_nofile(12 * most + 1024)
+    servers = [("ours", args.ours)] + ([("theirs", theirs)] if theirs else [])
+    theirs_label = f"theirs ({version_of(theirs)})" if theirs else ""
+
+    started = time.monotonic()
+    print(f"# {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}; {runs} run(s) per scenario",
+          file=sys.stderr)
+    results = {}
+    failures = []
+    for case in cases:
+        per = {name: [] for name, _ in servers}
+        for rep in range(runs):
+            order = servers if rep % 2 == 0 else list(reversed(servers))
+            for name, binary in order:
+                t = time.monotonic()
+                r = run_one(binary, args.loadgen, case)
+                per[name].append(r)
+                status = ("ERROR " + r["error"]) if "error" in r else (
+                    "stalled" if r.get("stalled") else "ok")
+                if r.get("leftover"):
+                    status += f" ({r['leftover']})"
+                print(f"  {case.name:<32} run {rep + 1}/{runs} {name:<6} "
+                      f"{time.monotonic() - t:6.1f} s  {status}", file=sys.stderr)
+                if "error" in r or (name == "ours" and r.get("stalled")):
+                    failures.append(f"{case.name} / {name} / run {rep + 1}: "
+                                    + r.get("error", "stalled"))
+        results[case.name] = per
+    elapsed = time.monotonic() - started
+
+    table = build_table(cases, results, bool(theirs), theirs_label)
+    command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    header = [
+        f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        f"Machine: {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}",
+        f"Command: `{command.strip()}` ({runs} run(s) per scenario, {elapsed:.0f} s)",
+        f"Ours: {shown(args.ours)} ({version_of(args.ours)}), tree at {git_revision()}",
+    ]
+    if theirs:
+        header.append(f"Theirs: {shown(theirs)} ({version_of(theirs)})")
+    notes = ["Medians over the runs; the ratio column is the median of the ratios taken "
+             "within each repetition (both servers back to back), so it is the figure to "
+             "compare between machines and runs."]
+    text = "\n".join(header) + "\n\n" + table + "\n\n" + "\n".join(notes) + "\n"
+    if failures:
+        text += "\nFailures:\n" + "\n".join(f"- {f}" for f in failures) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        with open(args.out + ".json", "w") as f:
+            json.dump({"header": header, "results": results}, f, indent=1)
+    if args.smoke and failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
