@@ -7,7 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build
 cargo test --all-targets
+scripts/bench-smoke.sh --theirs none
 scripts/autobahn.sh target/debug/websocketd
