@@ -54,10 +54,25 @@ CAT = ["cat"]
 SLOW_CONSUMER = ["sh", "-c", 'while read l; do echo "$l"; sleep 0.1; done']
 
 
+# Writes LINES lines of BYTES bytes (newline included) in writes of about 1 MiB, so the
+# producer costs little next to the daemon it feeds (`yes | head` scans every byte twice).
+PUSH_SOURCE = """
+import sys
+size, count = int(sys.argv[1]), int(sys.argv[2])
+line = b"x" * (size - 1) + b"\\n"
+per_write = max(1, (1 << 20) // size)
+block = line * per_write
+while count >= per_write:
+    sys.stdout.buffer.write(block)
+    count -= per_write
+sys.stdout.buffer.write(line * count)
+sys.stdout.buffer.flush()
+"""
+
+
 def push_program(line_bytes, lines):
     """A program printing `lines` lines of exactly `line_bytes` bytes, newline included."""
-    text = "x" * (line_bytes - 1)
-    return ["sh", "-c", f"yes {text} | head -n {lines}"]
+    return ["python3", "-c", PUSH_SOURCE, str(line_bytes), str(lines)]
 
 
 class Metric:

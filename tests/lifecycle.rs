@@ -246,7 +246,12 @@ async fn a_flooding_program_is_stopped_when_the_client_closes() {
 
 #[tokio::test]
 async fn pings_continue_while_the_program_streams() {
-    let server = Server::start(&["--pingms=100", "yes", "stream"]);
+    let server = Server::start(&[
+        "--pingms=100",
+        "sh",
+        "-c",
+        "while :; do echo stream; sleep 0.005; done",
+    ]);
     let mut ws = connect(&server.url("/")).await;
     // Reading answers the pings; the stream goes on well past twice the interval.
     let until = Instant::now() + Duration::from_millis(800);

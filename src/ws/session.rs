@@ -7,7 +7,7 @@ use super::output::{log_stderr, Framing, OutputEnd, OutputRelay};
 use super::transport::{Failure, Incoming, Receiver, Sender};
 use crate::logging::Scope;
 use crate::process::{self, ladder, Program};
-use bytes::Bytes;
+use futures_util::FutureExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -19,8 +19,9 @@ use tokio::time::Instant;
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How long output may keep arriving after the program's group is gone.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
-/// Messages up to this size are copied so message and newline go out in one write.
-const COPY_LIMIT: usize = 64 * 1024;
+/// Messages are gathered into one stdin write up to this many bytes; larger messages are
+/// written on their own.
+const BATCH_LIMIT: usize = 64 * 1024;
 
 /// Settings that shape every session.
 #[derive(Debug, Clone, Copy)]
@@ -250,6 +251,8 @@ async fn stop_program(
 }
 
 /// Client → program: each message becomes a line (or raw bytes in binary mode) on stdin.
+/// Messages that have already arrived are gathered into one write, so a busy client costs
+/// one system call per batch rather than per message.
 async fn relay_input(
     rx: &mut Receiver,
     stdin: &mut Option<pipe::Sender>,
@@ -257,9 +260,22 @@ async fn relay_input(
     clock: &PongClock,
     scope: &Scope,
 ) -> InputEnd {
-    let mut scratch = Vec::new();
+    let mut batch = Vec::new();
     loop {
-        let (payload, is_text) = match rx.next().await {
+        let event = if batch.is_empty() {
+            rx.next().await
+        } else {
+            match rx.next().now_or_never() {
+                Some(event) => event,
+                None => {
+                    if let Err(end) = write_batch(stdin, &mut batch, scope).await {
+                        return end;
+                    }
+                    continue;
+                }
+            }
+        };
+        let (payload, is_text) = match event {
             Incoming::Text(text) => (text, true),
             Incoming::Binary(data) => (data, false),
             Incoming::Pong => {
@@ -271,10 +287,14 @@ async fn relay_input(
                 scope.debug("websocket", &format!("Cannot receive: close {code:?}"));
                 // Reading once more sends the queued reply and completes the handshake.
                 let _ = tokio::time::timeout(CLOSE_WAIT, rx.next()).await;
+                let _ = write_batch(stdin, &mut batch, scope).await;
                 return InputEnd::Closed;
             }
             Incoming::Failed(failure) => return InputEnd::Failed(failure),
-            Incoming::Gone => return InputEnd::Gone,
+            Incoming::Gone => {
+                let _ = write_batch(stdin, &mut batch, scope).await;
+                return InputEnd::Gone;
+            }
         };
         if is_text == binary {
             let (got, want) = if binary { (1, 2) } else { (2, 1) };
@@ -284,36 +304,60 @@ async fn relay_input(
             );
             continue;
         }
-        let Some(pipe) = stdin.as_mut() else {
-            return InputEnd::StdinClosed;
-        };
-        if let Err(err) = write_message(pipe, &payload, !binary, &mut scratch).await {
-            scope.debug("process", &format!("Cannot write to STDIN: {err}"));
-            *stdin = None;
-            return InputEnd::StdinClosed;
+        if payload.len() > BATCH_LIMIT {
+            // Large messages go out directly rather than through a copy.
+            if let Err(end) = write_batch(stdin, &mut batch, scope).await {
+                return end;
+            }
+            let Some(pipe) = stdin.as_mut() else {
+                return InputEnd::StdinClosed;
+            };
+            let mut written = pipe.write_all(&payload).await;
+            if written.is_ok() && !binary {
+                written = pipe.write_all(b"\n").await;
+            }
+            if let Err(err) = written {
+                return stdin_failed(stdin, &err, scope);
+            }
+            continue;
+        }
+        batch.extend_from_slice(&payload);
+        if !binary {
+            batch.push(b'\n');
+        }
+        if batch.len() >= BATCH_LIMIT {
+            if let Err(end) = write_batch(stdin, &mut batch, scope).await {
+                return end;
+            }
         }
     }
 }
 
-/// Writes one message to stdin, followed by `\n` in text mode.
-async fn write_message(
-    pipe: &mut pipe::Sender,
-    payload: &Bytes,
-    newline: bool,
-    scratch: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    if !newline {
-        return pipe.write_all(payload).await;
+/// Writes the gathered messages to stdin and empties the batch.
+async fn write_batch(
+    stdin: &mut Option<pipe::Sender>,
+    batch: &mut Vec<u8>,
+    scope: &Scope,
+) -> Result<(), InputEnd> {
+    if batch.is_empty() {
+        return Ok(());
     }
-    if payload.len() <= COPY_LIMIT {
-        scratch.clear();
-        scratch.extend_from_slice(payload);
-        scratch.push(b'\n');
-        pipe.write_all(scratch).await
-    } else {
-        pipe.write_all(payload).await?;
-        pipe.write_all(b"\n").await
+    let Some(pipe) = stdin.as_mut() else {
+        batch.clear();
+        return Err(InputEnd::StdinClosed);
+    };
+    let written = pipe.write_all(batch).await;
+    batch.clear();
+    if batch.capacity() > BATCH_LIMIT * 2 {
+        *batch = Vec::new();
     }
+    written.map_err(|err| stdin_failed(stdin, &err, scope))
+}
+
+fn stdin_failed(stdin: &mut Option<pipe::Sender>, err: &std::io::Error, scope: &Scope) -> InputEnd {
+    scope.debug("process", &format!("Cannot write to STDIN: {err}"));
+    *stdin = None;
+    InputEnd::StdinClosed
 }
 
 /// Reads until the client answers our close frame or drops, for a bounded time.
