@@ -18,6 +18,7 @@ use crate::environment::Peer;
 use crate::forks::ForkLimiter;
 use crate::http::response::{empty, plain, Body};
 use crate::logging::Scope;
+use crate::process::{self, Child};
 use hyper::body::Incoming;
 use hyper::header::HOST;
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,9 +26,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{self, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
 use tokio::net::unix::pipe;
-use tokio::process::Child;
 
 /// Facts about the request's connection and the server that the CGI environment needs.
 #[derive(Debug, Clone, Copy)]
@@ -116,9 +115,7 @@ pub async fn serve(
             return CgiOutcome::Response(server_error());
         }
     };
-    let Some(pid) = child.id() else {
-        return CgiOutcome::Response(server_error());
-    };
+    let pid = child.id();
     let head = run::start(run::Launch {
         child,
         pid,
@@ -184,27 +181,21 @@ fn spawn(
     // Absolute, so that changing directory cannot change which file is run.
     let program = std::path::absolute(script)?;
     let dir = program.parent().unwrap_or(Path::new("/"));
-    let mut command = tokio::process::Command::new(&program);
-    command
-        .arg0(script)
-        .current_dir(dir)
-        .env_clear()
-        .envs(vars.iter().map(|(name, value)| (name, value)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        // A script whose supervisor is gone without reaping it must not live on.
-        .kill_on_drop(true);
-    let mut child = command.spawn()?;
-    let missing = || io::Error::other("pipe not created");
-    let stdin = child.stdin.take().ok_or_else(missing)?.into_owned_fd()?;
-    let stdout = child.stdout.take().ok_or_else(missing)?.into_owned_fd()?;
-    Ok((
-        child,
-        pipe::Sender::from_owned_fd(stdin)?,
-        pipe::Receiver::from_owned_fd(stdout)?,
-    ))
+    let launched = process::spawn(process::Launch {
+        program: &program,
+        arg0: Some(script.as_os_str()),
+        args: &[],
+        env: vars
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_os_str()))
+            .collect(),
+        cwd: Some(dir),
+        capture_stderr: false,
+    })?;
+    let stdin = launched
+        .stdin
+        .ok_or_else(|| io::Error::other("pipe not created"))?;
+    Ok((launched.child, stdin, launched.stdout))
 }
 
 /// `500 Internal Server Error` with an empty body, as Go's CGI host answers failures.

@@ -9,6 +9,7 @@ use crate::forks::ForkSlot;
 use crate::http::response::Body;
 use crate::logging::Scope;
 use crate::process::ladder;
+use crate::process::Child;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
@@ -20,7 +21,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
 /// Size of one read from the script's stdout (one body frame at most).

@@ -1,12 +1,12 @@
 //! The termination ladder: close stdin, then SIGINT, SIGTERM and SIGKILL to the program's
 //! process group, each after a wait, until the program and everything it started are gone.
 
+use super::Child;
 use crate::logging::Scope;
 use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
 use std::process::ExitStatus;
 use std::time::Duration;
 use tokio::net::unix::pipe;
-use tokio::process::Child;
 use tokio::time::Instant;
 
 /// How often a group whose leader has exited is checked for remaining members.

@@ -189,11 +189,19 @@ async fn run_session(
     let config = &state.config;
     let (mut tx, rx) = transport::accept(upgraded, config.max_message).await;
     scope.access("session", "CONNECT");
-    let env = launch
-        .env
-        .iter()
-        .map(|entry| (entry.name.as_str(), entry.value.as_os_str()));
-    match process::spawn(&launch.program, &launch.args, env) {
+    let spawned = process::spawn(process::Launch {
+        program: &launch.program,
+        arg0: None,
+        args: &launch.args,
+        env: launch
+            .env
+            .iter()
+            .map(|entry| (entry.name.as_str(), entry.value.as_os_str()))
+            .collect(),
+        cwd: None,
+        capture_stderr: true,
+    });
+    match spawned {
         Err(err) => {
             let mut command = launch.program.to_string_lossy().into_owned();
             for arg in &launch.args {

@@ -116,11 +116,13 @@ pub async fn run(
         (false, true) => Framing::TaggedLines,
         (false, false) => Framing::Lines,
     };
-    let (forwarded_stderr, stderr_logger) = if settings.pass_stderr {
-        (Some(stderr), None)
-    } else {
-        let logger = tokio::spawn(log_stderr(stderr, settings.max_line, scope.clone()));
-        (None, Some(logger))
+    let (forwarded_stderr, stderr_logger) = match stderr {
+        Some(stderr) if settings.pass_stderr => (Some(stderr), None),
+        Some(stderr) => {
+            let logger = tokio::spawn(log_stderr(stderr, settings.max_line, scope.clone()));
+            (None, Some(logger))
+        }
+        None => (None, None),
     };
     let ping_every = (settings.ping_ms > 0).then(|| Duration::from_millis(settings.ping_ms));
     let mut output = OutputRelay::new(
@@ -221,7 +223,7 @@ pub async fn run(
 /// (so a program blocked on a full pipe can see its stdin close and exit).
 #[allow(clippy::too_many_arguments)]
 async fn stop_program(
-    child: &mut tokio::process::Child,
+    child: &mut crate::process::Child,
     pid: u32,
     stdin: Option<pipe::Sender>,
     output: &mut OutputRelay,
