@@ -107,7 +107,7 @@ fn reap_forever() {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {
             Ok(Some((pid, status))) => {
                 let pid = pid.as_raw_nonzero().get().unsigned_abs();
-                let exit = ExitStatus::from_raw(status.as_raw() as i32);
+                let exit = ExitStatus::from_raw(status.as_raw());
                 let table = table();
                 if let Some(sender) = lock(table).remove(&pid) {
                     let _ = sender.send(exit);
