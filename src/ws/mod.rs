@@ -4,6 +4,7 @@
 pub mod handshake;
 pub mod origin;
 pub mod output;
+mod readahead;
 pub mod session;
 pub mod transport;
 

@@ -1,6 +1,7 @@
 //! The WebSocket framing library, behind the few operations a session needs, so that it can
 //! be replaced without touching the relay.
 
+use super::readahead::ReadAhead;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -13,10 +14,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{error::CapacityError, Error, Message};
 use tokio_tungstenite::WebSocketStream;
 
-type Stream = WebSocketStream<TokioIo<Upgraded>>;
+type Stream = WebSocketStream<ReadAhead<TokioIo<Upgraded>>>;
 
-/// Bytes read from the socket at a time: small, so idle connections stay cheap.
-const READ_CHUNK: usize = 8 * 1024;
+/// The framing library's own read buffer, allocated for every connection: small, so idle
+/// connections stay cheap. Large socket reads happen in [`ReadAhead`] instead.
+const READ_CHUNK: usize = 4 * 1024;
 /// Queued outgoing bytes that trigger a write even before an explicit flush.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -86,8 +88,12 @@ pub async fn accept(io: Upgraded, max_message: Option<usize>) -> (Sender, Receiv
     config.write_buffer_size = WRITE_BATCH;
     config.max_message_size = max_message;
     config.max_frame_size = max_message;
-    let stream =
-        WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config)).await;
+    let stream = WebSocketStream::from_raw_socket(
+        ReadAhead::new(TokioIo::new(io)),
+        Role::Server,
+        Some(config),
+    )
+    .await;
     let (sink, stream) = stream.split();
     (Sender { sink }, Receiver { stream })
 }
