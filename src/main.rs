@@ -19,6 +19,7 @@ mod ws;
 use std::io::Write;
 
 fn main() {
+    process::spawner::run_if_helper();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let config = match cli::parse(&argv) {
         Ok(config) => config,
@@ -29,6 +30,15 @@ fn main() {
         }
     };
     logging::set_threshold(config.log_level);
+    if config.launch.is_some() || config.cgi_dir.is_some() {
+        // Started while the daemon holds few descriptors; programs are spawned from it.
+        if let Err(err) = process::spawner::start() {
+            logging::server(
+                logging::Level::Error,
+                &format!("Starting programs directly: spawner helper unavailable: {err}"),
+            );
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -246,10 +246,10 @@ fn a_hanging_cgi_script_blocks_nobody_and_dies_with_its_client() {
     let started = Instant::now();
     assert_eq!(server.get("/sub/deep.cgi").body, b"deep\n");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(wait_until(DEADLINE, || !live_children(daemon).is_empty()));
+    assert!(wait_until(DEADLINE, || !programs(daemon).is_empty()));
     drop(hanging);
     assert!(
-        wait_until(DEADLINE, || live_children(daemon).is_empty()),
+        wait_until(DEADLINE, || programs(daemon).is_empty()),
         "hanging script survived its client"
     );
     std::fs::remove_dir_all(dir).unwrap();

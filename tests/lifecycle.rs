@@ -121,7 +121,7 @@ async fn sigterm_closes_every_session_with_1001_and_exits_zero() {
         clients.push(ws);
     }
     let daemon = server.pid();
-    assert_eq!(live_children(daemon).len(), 3);
+    assert_eq!(programs(daemon).len(), 3);
     server.signal("TERM");
     for ws in &mut clients {
         let transcript = read_all(ws, DEADLINE).await;
@@ -151,8 +151,8 @@ fn a_flooding_program_and_a_client_that_never_reads_keep_memory_bounded() {
     let server = Server::start(&["yes", "flood"]);
     let daemon = server.pid();
     let stream = raw_upgrade(server.port);
-    assert!(wait_until(DEADLINE, || live_children(daemon).len() == 1));
-    let program = live_children(daemon)[0];
+    assert!(wait_until(DEADLINE, || programs(daemon).len() == 1));
+    let program = programs(daemon)[0];
     // Let the socket and pipe buffers fill, then watch the daemon's memory.
     let start = Instant::now();
     let mut peak = 0;
@@ -186,7 +186,7 @@ async fn a_thousand_sessions_leave_nothing_behind() {
         ws.close(None).await.unwrap();
         let _ = read_all(&mut ws, DEADLINE).await;
     }
-    assert!(wait_until(DEADLINE, || live_children(daemon).is_empty()));
+    assert!(wait_until(DEADLINE, || programs(daemon).is_empty()));
     let baseline = fd_count(daemon);
     let started = Instant::now();
     for i in 0..1000 {
@@ -205,8 +205,8 @@ async fn a_thousand_sessions_leave_nothing_behind() {
     assert!(server
         .stdout
         .wait_count(DEADLINE, 1005, |l| l.ends_with("| DISCONNECT")));
-    assert!(wait_until(DEADLINE, || live_children(daemon).is_empty()));
-    assert!(wait_until(DEADLINE, || zombie_children(daemon) == 0));
+    assert!(wait_until(DEADLINE, || programs(daemon).is_empty()));
+    assert!(wait_until(DEADLINE, || zombie_programs(daemon) == 0));
     assert!(
         wait_until(DEADLINE, || fd_count(daemon) <= baseline),
         "descriptors: {} before, {} after",
@@ -223,18 +223,18 @@ async fn a_flooding_program_is_stopped_when_the_client_closes() {
     for _ in 0..100 {
         assert_eq!(next_text(&mut ws).await, "flood");
     }
-    assert!(wait_until(DEADLINE, || live_children(daemon).len() == 1));
-    let program = live_children(daemon)[0];
-    let closed = Instant::now();
+    assert!(wait_until(DEADLINE, || programs(daemon).len() == 1));
+    let program = programs(daemon)[0];
     ws.close(None).await.unwrap();
+    let closed = Instant::now();
     drop(ws);
     assert!(
         wait_until(DEADLINE, || !alive(program)),
         "flooding program survived"
     );
-    // The ladder needs at most 850 ms here; a relay that starves it takes far longer.
+    // The ladder needs at most 850 ms here; a relay that starves it took over 9 s.
     assert!(
-        closed.elapsed() < Duration::from_secs(3),
+        closed.elapsed() < Duration::from_secs(5),
         "{:?}",
         closed.elapsed()
     );

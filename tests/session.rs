@@ -239,7 +239,7 @@ async fn client_close_is_answered_and_program_stopped() {
         .stdout
         .wait_for(DEADLINE, |l| l.contains("| DISCONNECT"))
         .is_some());
-    assert!(wait_until(DEADLINE, || live_children(server.pid()).is_empty()));
+    assert!(wait_until(DEADLINE, || programs(server.pid()).is_empty()));
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 pub mod ladder;
 pub mod lines;
 pub mod reaper;
+pub mod spawner;
 
 pub use reaper::Child;
 use std::ffi::{OsStr, OsString};
@@ -46,32 +47,44 @@ pub struct Program {
     pub stderr: Option<pipe::Receiver>,
 }
 
-/// Starts a program in a new process group with exactly the given environment.
+/// Starts a program in a new process group with exactly the given environment, through
+/// the spawner helper when it runs.
 pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
-    let mut command = std::process::Command::new(launch.program);
-    if let Some(arg0) = launch.arg0 {
-        command.arg0(arg0);
-    }
-    if let Some(cwd) = launch.cwd {
-        command.current_dir(cwd);
-    }
-    command
-        .args(launch.args)
-        .env_clear()
-        .envs(launch.env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(if launch.capture_stderr {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        })
-        .process_group(0);
-    let (mut started, child) = reaper::spawn(&mut command)?;
+    let (mut fds, child) = if spawner::available() {
+        let request = spawner::Request {
+            program: launch.program.as_os_str().to_owned(),
+            arg0: launch.arg0.map(OsStr::to_owned),
+            args: launch.args.to_vec(),
+            env: launch
+                .env
+                .iter()
+                .map(|(name, value)| (OsString::from(name), value.to_os_string()))
+                .collect(),
+            cwd: launch.cwd.map(|cwd| cwd.as_os_str().to_owned()),
+            capture_stderr: launch.capture_stderr,
+        };
+        let (pipes, child) = spawner::spawn(&request)?;
+        (pipes.fds.into_iter(), child)
+    } else {
+        let (started, child) = spawn_here(&launch)?;
+        let fds: Vec<OwnedFd> = [
+            started.stdin.map(OwnedFd::from),
+            started.stdout.map(OwnedFd::from),
+            started.stderr.map(OwnedFd::from),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (fds.into_iter(), child)
+    };
     let missing = || io::Error::other("pipe not created");
-    let stdin = OwnedFd::from(started.stdin.take().ok_or_else(missing)?);
-    let stdout = OwnedFd::from(started.stdout.take().ok_or_else(missing)?);
-    let stderr = started.stderr.take().map(OwnedFd::from);
+    let stdin = fds.next().ok_or_else(missing)?;
+    let stdout = fds.next().ok_or_else(missing)?;
+    let stderr = if launch.capture_stderr {
+        Some(fds.next().ok_or_else(missing)?)
+    } else {
+        None
+    };
     Ok(Program {
         pid: child.id(),
         child,
@@ -82,6 +95,30 @@ pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
             None => None,
         },
     })
+}
+
+/// Starts the program as the daemon's own child (when the spawner helper is not running).
+fn spawn_here(launch: &Launch<'_>) -> io::Result<(std::process::Child, Child)> {
+    let mut command = std::process::Command::new(launch.program);
+    if let Some(arg0) = launch.arg0 {
+        command.arg0(arg0);
+    }
+    if let Some(cwd) = launch.cwd {
+        command.current_dir(cwd);
+    }
+    command
+        .args(launch.args)
+        .env_clear()
+        .envs(launch.env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(if launch.capture_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
+        .process_group(0);
+    reaper::spawn_local(&mut command)
 }
 
 /// Our ends of fresh pipes only need O_NONBLOCK added (access mode is fixed by the pipe).

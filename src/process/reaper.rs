@@ -1,6 +1,8 @@
-//! Collecting the exit status of every program the daemon starts, without a descriptor per
-//! child: one thread waits for any child to exit and hands each status to whoever waits for
-//! that PID. (A pidfd per child would add a fifth descriptor to every connection.)
+//! Exit statuses of the programs the daemon starts, without a descriptor per child: each
+//! status is handed to whoever waits for that PID. Statuses come either from the spawner
+//! helper (which starts and reaps the programs) or, when it is not running, from a thread
+//! of our own waiting for any child. (A pidfd per child would add a fifth descriptor to
+//! every connection.)
 
 use std::collections::HashMap;
 use std::io;
@@ -46,15 +48,68 @@ impl Child {
     }
 }
 
-/// Children that have been started and not yet reaped, by PID.
+type Waiting = HashMap<u32, oneshot::Sender<ExitStatus>>;
+
+/// Programs started and not yet reaped, by PID.
 struct Table {
-    waiting: Mutex<HashMap<u32, oneshot::Sender<ExitStatus>>>,
+    waiting: Mutex<Waiting>,
     children_exist: Condvar,
 }
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
+    TABLE.get_or_init(|| Table {
+        waiting: Mutex::new(HashMap::new()),
+        children_exist: Condvar::new(),
+    })
+}
+
+fn lock(table: &Table) -> MutexGuard<'_, Waiting> {
+    table
+        .waiting
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts a program with `start` (which returns its PID) and registers it. The table stays
+/// locked meanwhile, so a status that arrives at once is not missed.
+pub fn register<T>(start: impl FnOnce() -> io::Result<(u32, T)>) -> io::Result<(T, Child)> {
+    let table = table();
+    let mut waiting = lock(table);
+    let (pid, started) = start()?;
+    let (sender, receiver) = oneshot::channel();
+    waiting.insert(pid, sender);
+    drop(waiting);
+    table.children_exist.notify_one();
+    Ok((
+        started,
+        Child {
+            pid,
+            status: None,
+            receiver: Some(receiver),
+        },
+    ))
+}
+
+/// Hands a reaped program's raw wait status to its waiter.
+pub fn deliver(pid: u32, raw_status: i32) {
+    if let Some(sender) = lock(table()).remove(&pid) {
+        let _ = sender.send(ExitStatus::from_raw(raw_status));
+    }
+}
+
+/// Fails every pending wait (the source of statuses is gone).
+pub fn abandon_all() {
+    lock(table()).clear();
+}
+
+/// Starts `command` as our own child; its status comes from a thread waiting for any
+/// child (started on first use).
+pub fn spawn_local(
+    command: &mut std::process::Command,
+) -> io::Result<(std::process::Child, Child)> {
+    static WAITER: OnceLock<()> = OnceLock::new();
+    WAITER.get_or_init(|| {
         let started = std::thread::Builder::new()
             .name("reaper".into())
             .spawn(reap_forever);
@@ -64,54 +119,20 @@ fn table() -> &'static Table {
                 &format!("cannot start the child reaper: {err}"),
             );
         }
-        Table {
-            waiting: Mutex::new(HashMap::new()),
-            children_exist: Condvar::new(),
-        }
+    });
+    register(|| {
+        let child = command.spawn()?;
+        Ok((child.id(), child))
     })
 }
 
-fn lock(table: &Table) -> MutexGuard<'_, HashMap<u32, oneshot::Sender<ExitStatus>>> {
-    table
-        .waiting
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Starts `command` and registers it, so its exit status reaches the returned [`Child`].
-/// The table stays locked across the spawn so the reaper cannot see the child's exit
-/// before it is registered.
-pub fn spawn(command: &mut std::process::Command) -> io::Result<(std::process::Child, Child)> {
-    let table = table();
-    let mut waiting = lock(table);
-    let child = command.spawn()?;
-    let pid = child.id();
-    let (sender, receiver) = oneshot::channel();
-    waiting.insert(pid, sender);
-    drop(waiting);
-    table.children_exist.notify_one();
-    Ok((
-        child,
-        Child {
-            pid,
-            status: None,
-            receiver: Some(receiver),
-        },
-    ))
-}
-
-/// The reaper thread: waits for any child, delivers its status, and sleeps while the
-/// daemon has no children.
+/// Waits for any child of this process and delivers its status; sleeps while there are
+/// none.
 fn reap_forever() {
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {
             Ok(Some((pid, status))) => {
-                let pid = pid.as_raw_nonzero().get().unsigned_abs();
-                let exit = ExitStatus::from_raw(status.as_raw());
-                let table = table();
-                if let Some(sender) = lock(table).remove(&pid) {
-                    let _ = sender.send(exit);
-                }
+                deliver(pid.as_raw_nonzero().get().unsigned_abs(), status.as_raw());
             }
             Ok(None) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => {

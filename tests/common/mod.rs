@@ -520,6 +520,36 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether `pid` is the daemon's spawner helper (it starts the daemon's programs).
+fn is_spawner(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.starts_with(b"websocketd-spawner"))
+}
+
+/// The daemon's running programs: its live children and its spawner's, without the
+/// spawner itself.
+pub fn programs(daemon: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for child in live_children(daemon) {
+        if is_spawner(child) {
+            out.extend(live_children(child));
+        } else {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Zombies among the daemon's programs (children of the daemon or of its spawner).
+pub fn zombie_programs(daemon: u32) -> usize {
+    zombie_children(daemon)
+        + live_children(daemon)
+            .into_iter()
+            .filter(|&child| is_spawner(child))
+            .map(zombie_children)
+            .sum::<usize>()
+}
+
 /// PIDs of live processes whose parent is `parent`.
 pub fn live_children(parent: u32) -> Vec<u32> {
     let mut out = Vec::new();

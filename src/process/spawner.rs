@@ -1,0 +1,395 @@
+//! Starting programs from a small helper process launched at start-up. Creating a process
+//! copies its creator's descriptor table and `exec` then walks it, so spawning from a
+//! daemon that holds thousands of sockets and pipes gets slower with every connection; the
+//! helper's table stays a handful of entries. The helper starts and reaps the programs,
+//! passes their pipe ends back over a Unix socket, and reports every exit status.
+//!
+//! Requests (daemon → helper, on the helper's stdin): a length-prefixed record of the
+//! launch. Replies: `0` + PID with the pipe descriptors attached, or `1` + errno. Exit
+//! reports (helper → daemon, on the helper's stdout): PID and raw wait status.
+
+use super::reaper;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::{Condvar, Mutex, OnceLock};
+
+/// Set in the helper's environment: the process serves spawn requests instead of running
+/// as the daemon.
+const HELPER_MARKER: &str = "WEBSOCKETD_SPAWNER_HELPER";
+
+/// The daemon's end of the request socket, when the helper runs.
+static HELPER: OnceLock<Mutex<UnixStream>> = OnceLock::new();
+
+/// A program to start, as the helper receives it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The executable.
+    pub program: OsString,
+    /// `argv[0]`, if different from `program`.
+    pub arg0: Option<OsString>,
+    /// Arguments.
+    pub args: Vec<OsString>,
+    /// The whole environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory; `None` keeps the helper's (the daemon's).
+    pub cwd: Option<OsString>,
+    /// Whether stderr is piped back (else shared with the daemon).
+    pub capture_stderr: bool,
+}
+
+/// Pipe ends of a started program.
+#[derive(Debug)]
+pub struct Pipes {
+    /// PID.
+    pub pid: u32,
+    /// stdin, stdout and (when captured) stderr.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// If this process is the helper, serves requests until the daemon goes away, then exits.
+/// Called first thing in `main`.
+pub fn run_if_helper() {
+    if std::env::var_os(HELPER_MARKER).is_none() {
+        return;
+    }
+    std::env::remove_var(HELPER_MARKER);
+    serve_requests();
+    std::process::exit(0);
+}
+
+/// Starts the helper. Without it, programs are started by the daemon itself.
+pub fn start() -> io::Result<()> {
+    let (requests, helper_requests) = UnixStream::pair()?;
+    let (reports, helper_reports) = UnixStream::pair()?;
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command
+        .arg0("websocketd-spawner")
+        .env(HELPER_MARKER, "1")
+        .stdin(Stdio::from(OwnedFd::from(helper_requests)))
+        .stdout(Stdio::from(OwnedFd::from(helper_reports)))
+        .stderr(Stdio::inherit())
+        // Out of the terminal's process group: Ctrl+C is for the daemon, which then stops
+        // its programs in order.
+        .process_group(0);
+    command.spawn()?;
+    HELPER
+        .set(Mutex::new(requests))
+        .map_err(|_| io::Error::other("spawner already started"))?;
+    std::thread::Builder::new()
+        .name("exit-reports".into())
+        .spawn(move || read_reports(reports))?;
+    Ok(())
+}
+
+/// Whether programs are started through the helper.
+pub fn available() -> bool {
+    HELPER.get().is_some()
+}
+
+/// Asks the helper to start a program; registers it for its exit status.
+pub fn spawn(request: &Request) -> io::Result<(Pipes, reaper::Child)> {
+    let helper = HELPER.get().ok_or_else(|| io::Error::other("no spawner"))?;
+    let encoded = encode(request);
+    reaper::register(|| {
+        let socket = helper
+            .lock()
+            .map_err(|_| io::Error::other("spawner lock poisoned"))?;
+        (&*socket).write_all(&encoded)?;
+        let pipes = receive_reply(&socket)?;
+        Ok((pipes.pid, pipes))
+    })
+}
+
+fn receive_reply(socket: &UnixStream) -> io::Result<Pipes> {
+    let mut head = [0u8; 5];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        socket,
+        &mut [IoSliceMut::new(&mut head)],
+        &mut control,
+        rustix::net::RecvFlags::CMSG_CLOEXEC,
+    )?;
+    if received.bytes != head.len() {
+        return Err(io::Error::other("spawner closed"));
+    }
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let rustix::net::RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    let value = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+    match head[0] {
+        0 => Ok(Pipes { pid: value, fds }),
+        _ => Err(io::Error::from_raw_os_error(value as i32)),
+    }
+}
+
+/// The daemon side of exit reports: delivers each to its waiter. If the helper goes away,
+/// pending waits fail rather than hang.
+fn read_reports(mut reports: UnixStream) {
+    let mut record = [0u8; 8];
+    while reports.read_exact(&mut record).is_ok() {
+        let pid = u32::from_le_bytes([record[0], record[1], record[2], record[3]]);
+        let status = i32::from_le_bytes([record[4], record[5], record[6], record[7]]);
+        reaper::deliver(pid, status);
+    }
+    reaper::abandon_all();
+}
+
+// ---- The helper process ----
+
+/// Children started and not yet reaped, so the reaping thread knows when to sleep.
+static LIVE: Mutex<usize> = Mutex::new(0);
+static STARTED: Condvar = Condvar::new();
+
+fn serve_requests() {
+    let stdin = io::stdin();
+    let socket = match stdin.as_fd().try_clone_to_owned() {
+        Ok(fd) => UnixStream::from(fd),
+        Err(_) => return,
+    };
+    let reports = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => UnixStream::from(fd),
+        Err(_) => return,
+    };
+    if std::thread::Builder::new()
+        .name("reaper".into())
+        .spawn(move || reap_and_report(reports))
+        .is_err()
+    {
+        return;
+    }
+    while let Ok(request) = read_request(&socket) {
+        let reply = start_program(&request);
+        if send_reply(&socket, reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn start_program(request: &Request) -> io::Result<std::process::Child> {
+    let mut command = std::process::Command::new(&request.program);
+    if let Some(arg0) = &request.arg0 {
+        command.arg0(arg0);
+    }
+    if let Some(cwd) = &request.cwd {
+        command.current_dir(cwd);
+    }
+    command
+        .args(&request.args)
+        .env_clear()
+        .envs(request.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(if request.capture_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
+        .process_group(0);
+    let mut live = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let child = command.spawn()?;
+    *live += 1;
+    STARTED.notify_one();
+    Ok(child)
+}
+
+fn send_reply(socket: &UnixStream, reply: io::Result<std::process::Child>) -> io::Result<()> {
+    match reply {
+        Err(err) => {
+            let mut record = [1u8; 5];
+            let errno = err.raw_os_error().unwrap_or(5) as u32;
+            record[1..].copy_from_slice(&errno.to_le_bytes());
+            (&*socket).write_all(&record)
+        }
+        Ok(mut child) => {
+            let mut fds: Vec<OwnedFd> = Vec::with_capacity(3);
+            if let Some(stdin) = child.stdin.take() {
+                fds.push(stdin.into());
+            }
+            if let Some(stdout) = child.stdout.take() {
+                fds.push(stdout.into());
+            }
+            if let Some(stderr) = child.stderr.take() {
+                fds.push(stderr.into());
+            }
+            let mut record = [0u8; 5];
+            record[1..].copy_from_slice(&child.id().to_le_bytes());
+            let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+            let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+            control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
+            rustix::net::sendmsg(
+                socket,
+                &[IoSlice::new(&record)],
+                &mut control,
+                rustix::net::SendFlags::NOSIGNAL,
+            )?;
+            // Our copies close here; the daemon holds the only ends now.
+            Ok(())
+        }
+    }
+}
+
+fn reap_and_report(mut reports: UnixStream) {
+    loop {
+        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
+            Ok(Some((pid, status))) => {
+                let mut live = LIVE
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *live = live.saturating_sub(1);
+                drop(live);
+                let mut record = [0u8; 8];
+                record[..4]
+                    .copy_from_slice(&pid.as_raw_nonzero().get().unsigned_abs().to_le_bytes());
+                record[4..].copy_from_slice(&status.as_raw().to_le_bytes());
+                if reports.write_all(&record).is_err() {
+                    std::process::exit(0);
+                }
+            }
+            Ok(None) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => {
+                let live = LIVE
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *live == 0 {
+                    let _unused = STARTED
+                        .wait(live)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+        }
+    }
+}
+
+// ---- The request record ----
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Encodes a request: total length, then its fields.
+pub fn encode(request: &Request) -> Vec<u8> {
+    let mut body = Vec::with_capacity(256);
+    put(&mut body, request.program.as_bytes());
+    body.push(u8::from(request.arg0.is_some()));
+    put(
+        &mut body,
+        request.arg0.as_deref().map_or(b"", OsStr::as_bytes),
+    );
+    body.extend_from_slice(&(request.args.len() as u32).to_le_bytes());
+    for arg in &request.args {
+        put(&mut body, arg.as_bytes());
+    }
+    body.extend_from_slice(&(request.env.len() as u32).to_le_bytes());
+    for (name, value) in &request.env {
+        put(&mut body, name.as_bytes());
+        put(&mut body, value.as_bytes());
+    }
+    body.push(u8::from(request.cwd.is_some()));
+    put(
+        &mut body,
+        request.cwd.as_deref().map_or(b"", OsStr::as_bytes),
+    );
+    body.push(u8::from(request.capture_stderr));
+    let mut out = (body.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn read_request(mut socket: &UnixStream) -> io::Result<Request> {
+    let mut length = [0u8; 4];
+    socket.read_exact(&mut length)?;
+    let mut body = vec![0u8; u32::from_le_bytes(length) as usize];
+    socket.read_exact(&mut body)?;
+    decode(&body).ok_or_else(|| io::Error::other("malformed spawn request"))
+}
+
+/// Reads fields off the front of a request body.
+struct Cursor<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.rest.split_at_checked(n)?;
+        self.rest = tail;
+        Some(head)
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        Some(self.take(1)?[0] == 1)
+    }
+
+    fn count(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+
+    fn string(&mut self) -> Option<OsString> {
+        let n = self.count()?;
+        Some(OsString::from_vec(self.take(n)?.to_vec()))
+    }
+}
+
+/// Decodes a request body (without its length prefix).
+pub fn decode(body: &[u8]) -> Option<Request> {
+    let mut cursor = Cursor { rest: body };
+    let program = cursor.string()?;
+    let has_arg0 = cursor.flag()?;
+    let arg0 = cursor.string()?;
+    let args_len = cursor.count()?;
+    let mut args = Vec::with_capacity(args_len.min(1024));
+    for _ in 0..args_len {
+        args.push(cursor.string()?);
+    }
+    let env_len = cursor.count()?;
+    let mut env = Vec::with_capacity(env_len.min(1024));
+    for _ in 0..env_len {
+        let name = cursor.string()?;
+        env.push((name, cursor.string()?));
+    }
+    let has_cwd = cursor.flag()?;
+    let cwd = cursor.string()?;
+    let capture_stderr = cursor.flag()?;
+    Some(Request {
+        program,
+        arg0: has_arg0.then_some(arg0),
+        args,
+        env,
+        cwd: has_cwd.then_some(cwd),
+        capture_stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let request = Request {
+            program: "/bin/sh".into(),
+            arg0: Some("x.cgi".into()),
+            args: vec!["-c".into(), OsString::from_vec(vec![0xff, b'a'])],
+            env: vec![("A".into(), "1".into()), ("EMPTY".into(), "".into())],
+            cwd: Some("/tmp".into()),
+            capture_stderr: true,
+        };
+        let encoded = encode(&request);
+        assert_eq!(decode(&encoded[4..]), Some(request));
+        assert_eq!(decode(&encoded[4..encoded.len() - 1]), None);
+        assert_eq!(decode(b""), None);
+    }
+}
