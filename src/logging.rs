@@ -105,23 +105,7 @@ impl Scope {
         if !enabled(level) {
             return;
         }
-        let mut line = String::with_capacity(96 + message.len());
-        let _ = write!(
-            line,
-            "{} | {} | {:<10} | ",
-            timestamp(),
-            level.label(),
-            category
-        );
-        for (i, (key, value)) in self.pairs.iter().enumerate() {
-            if i > 0 {
-                line.push(' ');
-            }
-            let _ = write!(line, "{key}:'{value}'");
-        }
-        line.push_str(" | ");
-        line.push_str(message);
-        line.push('\n');
+        let line = self.format(level, category, message);
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(line.as_bytes());
         let _ = out.flush();

@@ -267,3 +267,17 @@ async fn pings_continue_while_the_program_streams() {
     assert!(pings >= 4, "only {pings} pings");
     assert_eq!(next_text(&mut ws).await, "stream");
 }
+
+#[tokio::test]
+async fn programs_do_not_outlive_a_killed_daemon() {
+    let mut server = Server::start(&["sh", "-c", "echo $$; exec sleep 1000"]);
+    let mut ws = connect(&server.url("/")).await;
+    let program: u32 = next_text(&mut ws).await.parse().unwrap();
+    assert!(alive(program));
+    server.signal("KILL");
+    assert!(server.wait_exit(DEADLINE).is_some());
+    assert!(
+        wait_until(DEADLINE, || !alive(program)),
+        "program {program} outlived its daemon"
+    );
+}

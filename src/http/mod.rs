@@ -128,7 +128,14 @@ async fn serve_content(
     }
     if let Some(static_dir) = &config.static_dir {
         scope.access("http", "STATIC");
-        return static_files::serve(static_dir, request.method(), request.headers(), path).await;
+        return static_files::serve(
+            static_dir,
+            request.method(),
+            request.headers(),
+            path,
+            request.uri().query(),
+        )
+        .await;
     }
     scope.access("http", "NOT FOUND");
     plain(StatusCode::NOT_FOUND, "404 page not found")

@@ -11,25 +11,15 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+mod content;
+
+use content::{prepare, unix_seconds, Info, Prepared, Span};
 
 /// How much of a file is read into memory at a time while streaming it.
 const CHUNK: u64 = 64 * 1024;
-
-/// Serves the decoded, canonical URL `path` (starts with '/') from directory `root`.
-///
-/// This is the `--staticdir` handler: the router has already answered non-canonical paths
-/// with a redirect, but everything is re-checked here so that a file outside `root` can
-/// never be read, whatever path comes in.
-pub async fn serve(
-    root: &Path,
-    method: &Method,
-    headers: &HeaderMap,
-    path: &[u8],
-) -> Response<Body> {
-    serve_with_query(root, method, headers, path, None).await
-}
 
 /// Serves in-memory content with the same conditional-GET / Range / HEAD handling (the dev console uses it).
 ///
@@ -60,8 +50,13 @@ pub fn serve_bytes(
     }
 }
 
-/// `serve`, with the raw query string that a directory redirect must keep.
-async fn serve_with_query(
+/// Serves the decoded, canonical URL `path` (starts with '/') from directory `root`;
+/// `query` is the raw query string, which a directory redirect keeps.
+///
+/// This is the `--staticdir` handler: the router has already answered non-canonical paths
+/// with a redirect, but everything is re-checked here so that a file outside `root` can
+/// never be read, whatever path comes in.
+pub async fn serve(
     root: &Path,
     method: &Method,
     headers: &HeaderMap,
@@ -291,202 +286,6 @@ fn content_type(name: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
-/// What `prepare` needs to know about the content.
-struct Info {
-    size: u64,
-    /// Modification time in whole seconds since the epoch; `None` when unknown.
-    modified: Option<i64>,
-    content_type: HeaderValue,
-}
-
-/// A byte span of the content: `start` and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u64,
-    len: u64,
-}
-
-enum Prepared {
-    /// A complete answer (304, 412, 416).
-    Done(Response<Body>),
-    /// Headers are set; the caller attaches `span` of the content as the body unless HEAD.
-    Send(Response<Body>, Span),
-}
-
-/// Evaluates conditional headers and Range, and builds the response head.
-fn prepare(headers: &HeaderMap, info: &Info) -> Prepared {
-    let last_modified = info.modified.and_then(http_date);
-    match preconditions(headers, info.modified) {
-        Some(StatusCode::NOT_MODIFIED) => {
-            let mut response = Response::new(empty());
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            if let Some(value) = last_modified {
-                response.headers_mut().insert(header::LAST_MODIFIED, value);
-            }
-            return Prepared::Done(response);
-        }
-        Some(status) => {
-            let mut response = Response::new(empty());
-            *response.status_mut() = status;
-            return Prepared::Done(response);
-        }
-        None => {}
-    }
-    let whole = Span {
-        start: 0,
-        len: info.size,
-    };
-    let range = match range_header(headers, info.modified) {
-        Some(value) => parse_range(value, info.size),
-        None => Ranged::Whole,
-    };
-    let (status, span) = match range {
-        Ranged::Whole => (StatusCode::OK, whole),
-        Ranged::Part(span) => (StatusCode::PARTIAL_CONTENT, span),
-        Ranged::Unsatisfiable => {
-            let mut response = plain(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "invalid range: failed to overlap",
-            );
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", info.size)) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            return Prepared::Done(response);
-        }
-    };
-    let mut response = Response::new(empty());
-    *response.status_mut() = status;
-    let map = response.headers_mut();
-    map.insert(header::CONTENT_TYPE, info.content_type.clone());
-    if let Some(value) = last_modified {
-        map.insert(header::LAST_MODIFIED, value);
-    }
-    map.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if status == StatusCode::PARTIAL_CONTENT {
-        let last = span.start + span.len - 1;
-        let text = format!("bytes {}-{}/{}", span.start, last, info.size);
-        if let Ok(value) = HeaderValue::from_str(&text) {
-            map.insert(header::CONTENT_RANGE, value);
-        }
-    }
-    map.insert(header::CONTENT_LENGTH, HeaderValue::from(span.len));
-    Prepared::Send(response, span)
-}
-
-/// RFC 9110 §13.2.2 order, without ETags: If-Match, If-Unmodified-Since, If-None-Match,
-/// If-Modified-Since. Returns 412 or 304 when the request is answered by its preconditions.
-/// Only GET and HEAD get here, so a matching If-None-Match always means 304.
-fn preconditions(headers: &HeaderMap, modified: Option<i64>) -> Option<StatusCode> {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    if let Some(value) = text(header::IF_MATCH) {
-        // Only `*` can match: this server has no entity tags.
-        if !value.split(',').any(|tag| tag.trim() == "*") {
-            return Some(StatusCode::PRECONDITION_FAILED);
-        }
-    } else if let (Some(value), Some(modified)) = (text(header::IF_UNMODIFIED_SINCE), modified) {
-        if parse_http_date(value).is_some_and(|since| modified > since) {
-            return Some(StatusCode::PRECONDITION_FAILED);
-        }
-    }
-    if let Some(value) = text(header::IF_NONE_MATCH) {
-        // `*` matches any existing content; a list of tags cannot match (and then
-        // If-Modified-Since is ignored, as RFC 9110 requires).
-        return value
-            .split(',')
-            .any(|tag| tag.trim() == "*")
-            .then_some(StatusCode::NOT_MODIFIED);
-    }
-    let since = text(header::IF_MODIFIED_SINCE).and_then(parse_http_date)?;
-    (modified? <= since).then_some(StatusCode::NOT_MODIFIED)
-}
-
-/// The Range header, unless an If-Range says the client's copy is stale.
-fn range_header(headers: &HeaderMap, modified: Option<i64>) -> Option<&str> {
-    let range = headers.get(header::RANGE)?.to_str().ok()?;
-    match headers.get(header::IF_RANGE) {
-        None => Some(range),
-        Some(value) => {
-            let date = parse_http_date(value.to_str().ok()?)?;
-            (modified? == date).then_some(range)
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Ranged {
-    Whole,
-    Part(Span),
-    Unsatisfiable,
-}
-
-/// Parses a Range header for content of `size` bytes. Only a single range is honoured;
-/// malformed or multi-range requests get the whole content (RFC 9110 allows ignoring Range).
-fn parse_range(value: &str, size: u64) -> Ranged {
-    let value = value.trim();
-    let Some(unit) = value.get(..6) else {
-        return Ranged::Whole;
-    };
-    if !unit.eq_ignore_ascii_case("bytes=") {
-        return Ranged::Whole;
-    }
-    let mut specs = value[6..]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let (Some(spec), None) = (specs.next(), specs.next()) else {
-        return Ranged::Whole;
-    };
-    let Some((first, last)) = spec.split_once('-') else {
-        return Ranged::Whole;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    if first.is_empty() {
-        // Suffix range: the last N bytes.
-        let Some(n) = number(last) else {
-            return Ranged::Whole;
-        };
-        if n == 0 || size == 0 {
-            return Ranged::Unsatisfiable;
-        }
-        let len = n.min(size);
-        return Ranged::Part(Span {
-            start: size - len,
-            len,
-        });
-    }
-    let Some(start) = number(first) else {
-        return Ranged::Whole;
-    };
-    let end = if last.is_empty() {
-        u64::MAX
-    } else {
-        match number(last) {
-            Some(end) if end >= start => end,
-            _ => return Ranged::Whole,
-        }
-    };
-    if start >= size {
-        return Ranged::Unsatisfiable;
-    }
-    let end = end.min(size - 1);
-    Ranged::Part(Span {
-        start,
-        len: end - start + 1,
-    })
-}
-
-/// A decimal byte position; values too large for u64 saturate (they are past any file).
-fn number(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(text.parse().unwrap_or(u64::MAX))
-}
-
 /// Streams `span` of `file` in chunks of at most `CHUNK` bytes.
 fn file_body(file: tokio::fs::File, span: Span) -> Body {
     let state = (file, span, false);
@@ -521,34 +320,5 @@ fn file_body(file: tokio::fs::File, span: Span) -> Body {
     StreamBody::new(stream).boxed()
 }
 
-/// Whole seconds since the epoch; `None` for the epoch itself or earlier, which Go treats
-/// as "no modification time".
-fn unix_seconds(time: SystemTime) -> Option<i64> {
-    let seconds = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(seconds).ok().filter(|&s| s > 0)
-}
-
-/// An IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn http_date(seconds: i64) -> Option<HeaderValue> {
-    let time = chrono::DateTime::from_timestamp(seconds, 0)?;
-    let text = time.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-    HeaderValue::from_str(&text).ok()
-}
-
-/// Parses the three HTTP date formats (IMF-fixdate, RFC 850, asctime) to epoch seconds.
-fn parse_http_date(text: &str) -> Option<i64> {
-    const FORMATS: [&str; 3] = [
-        "%a, %d %b %Y %H:%M:%S GMT",
-        "%A, %d-%b-%y %H:%M:%S GMT",
-        "%a %b %e %H:%M:%S %Y",
-    ];
-    let text = text.trim();
-    FORMATS
-        .iter()
-        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|time| time.and_utc().timestamp())
-}
-
 #[cfg(test)]
-#[path = "static_files_tests.rs"]
 mod tests;

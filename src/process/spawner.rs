@@ -9,6 +9,7 @@
 //! reports (helper → daemon, on the helper's stdout): PID and raw wait status.
 
 use super::reaper;
+use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
@@ -146,9 +147,17 @@ fn read_reports(mut reports: UnixStream) {
 
 // ---- The helper process ----
 
-/// Children started and not yet reaped, so the reaping thread knows when to sleep.
-static LIVE: Mutex<usize> = Mutex::new(0);
+/// Children started and not yet reaped: the reaping thread sleeps while there are none,
+/// and whatever is left when the daemon goes away is stopped.
+static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 static STARTED: Condvar = Condvar::new();
+/// How long leftover programs get between SIGTERM and SIGKILL when the daemon is gone.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn serve_requests() {
     let stdin = io::stdin();
@@ -170,9 +179,29 @@ fn serve_requests() {
     while let Ok(request) = read_request(&socket) {
         let reply = start_program(&request);
         if send_reply(&socket, reply).is_err() {
-            return;
+            break;
         }
     }
+    stop_leftovers();
+}
+
+/// The daemon is gone (it stops its own programs first when it can): nothing it started
+/// may outlive it, so every remaining program's group gets SIGTERM, then SIGKILL.
+fn stop_leftovers() {
+    use rustix::process::{kill_process_group, Pid, Signal};
+    let signal_all = |signal: Signal| {
+        for &pid in live().iter() {
+            if let Some(group) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process_group(group, signal);
+            }
+        }
+    };
+    signal_all(Signal::TERM);
+    let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
+    while !live().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal_all(Signal::KILL);
 }
 
 fn start_program(request: &Request) -> io::Result<std::process::Child> {
@@ -195,11 +224,9 @@ fn start_program(request: &Request) -> io::Result<std::process::Child> {
             Stdio::inherit()
         })
         .process_group(0);
-    let mut live = LIVE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut live = live();
     let child = command.spawn()?;
-    *live += 1;
+    live.insert(child.id());
     STARTED.notify_one();
     Ok(child)
 }
@@ -245,25 +272,18 @@ fn reap_and_report(mut reports: UnixStream) {
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {
             Ok(Some((pid, status))) => {
-                let mut live = LIVE
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                *live = live.saturating_sub(1);
-                drop(live);
+                let pid = pid.as_raw_nonzero().get().unsigned_abs();
+                live().remove(&pid);
                 let mut record = [0u8; 8];
-                record[..4]
-                    .copy_from_slice(&pid.as_raw_nonzero().get().unsigned_abs().to_le_bytes());
+                record[..4].copy_from_slice(&pid.to_le_bytes());
                 record[4..].copy_from_slice(&status.as_raw().to_le_bytes());
-                if reports.write_all(&record).is_err() {
-                    std::process::exit(0);
-                }
+                // Once the daemon is gone there is nobody to tell; keep reaping.
+                let _ = reports.write_all(&record);
             }
             Ok(None) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => {
-                let live = LIVE
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if *live == 0 {
+                let live = live();
+                if live.is_empty() {
                     let _unused = STARTED
                         .wait(live)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,9 +1,10 @@
 //! Tests for `static_files`, against real files in throw-away directories.
 
+use super::content::{http_date, parse_http_date};
 use super::*;
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// A scratch directory that is removed again when the test ends.
 struct Scratch(PathBuf);
@@ -86,7 +87,7 @@ async fn request(
     pairs: &[(&'static str, &'static str)],
     path: &[u8],
 ) -> Answer {
-    collect(serve(root, &method, &header_map(pairs), path).await).await
+    collect(serve(root, &method, &header_map(pairs), path, None).await).await
 }
 
 async fn get(root: &Path, path: &str) -> Answer {
@@ -280,7 +281,7 @@ async fn directories_and_redirects() {
     assert_eq!(answer.header("location"), "site/");
     let method = Method::GET;
     let headers = HeaderMap::new();
-    let with_query = serve_with_query(&root, &method, &headers, b"/site", Some("a=1&b")).await;
+    let with_query = serve(&root, &method, &headers, b"/site", Some("a=1&b")).await;
     assert_eq!(with_query.headers()["location"], "site/?a=1&b");
 
     let answer = get(&root, "/site/index.html").await;
@@ -396,7 +397,7 @@ async fn large_file_streams_byte_exact() {
     assert!(answer.body[..] == content[..], "body differs");
 
     // The body really arrives in bounded chunks rather than as one buffer.
-    let response = serve(&root, &Method::GET, &HeaderMap::new(), b"/big.bin").await;
+    let response = serve(&root, &Method::GET, &HeaderMap::new(), b"/big.bin", None).await;
     let mut body = response.into_body();
     let mut frames = 0;
     while let Some(frame) = body.frame().await {
