@@ -43,9 +43,11 @@ impl Args {
         self.values.get(name).map(String::as_str)
     }
 
+    /// `--url`, with the TLS settings from `--ca` for a `wss://` URL.
     pub fn url(&self) -> Result<Url, Error> {
+        let ca = self.raw("ca");
         match self.raw("url") {
-            Some(u) => Url::parse(u),
+            Some(u) => Url::parse(u)?.with_ca(ca),
             None => Err(Error::new("--url is required")),
         }
     }

@@ -9,6 +9,7 @@
 mod args;
 mod report;
 mod scenarios;
+mod tls;
 mod util;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use report::Report;
 use util::Error;
 
 const USAGE: &str = "usage: loadgen SCENARIO --url ws://127.0.0.1:PORT/ [options]
+       loadgen SCENARIO --url wss://127.0.0.1:PORT/ --ca CA.pem [options]
 
 scenarios and their options (defaults in brackets):
   handshake        --concurrency N [1] --count M [1000]
@@ -29,7 +31,9 @@ scenarios and their options (defaults in brackets):
   scale            --connections N [1000] --parallel P [200] --hold-seconds S [60]
   sustained        --connections N [50] --rate R [100] --seconds S [10]
   backpressure     --rate R [1000] --seconds S [10] --drain D [5]
-every scenario also takes --max-seconds T [300], a bound on the whole run.";
+every scenario also takes --max-seconds T [300], a bound on the whole run.
+with wss://, --ca names a PEM file of the CA certificates to trust (the only ones
+trusted); every connection makes a full TLS handshake (no session resumption).";
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -45,6 +49,9 @@ fn main() -> ExitCode {
             (report, ExitCode::FAILURE)
         }
     };
+    if let Some(tls) = tls::negotiated() {
+        report.text("tls", &tls);
+    }
     report.num("client_cpu_s", util::cpu_seconds());
     report.num("wall_s", started.elapsed().as_secs_f64());
     println!("{}", report.render());

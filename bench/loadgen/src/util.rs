@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-pub type Ws = WebSocketStream<TcpStream>;
+use crate::tls::{Conn, Tls};
+
+pub type Ws = WebSocketStream<Conn>;
 
 /// Longest wait for a TCP connect or for the opening handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,24 +56,38 @@ pub async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> Result<F:
     })
 }
 
-/// A `ws://host:port/path` URL, split enough to open the TCP connection ourselves.
-#[derive(Clone, Debug)]
+/// A `ws://host:port/path` or `wss://host:port/path` URL, split enough to open the TCP
+/// connection ourselves. A `wss://` URL needs TLS settings (`with_ca`) before use.
+#[derive(Clone)]
 pub struct Url {
     pub full: String,
     pub authority: String,
+    /// The host without the port (and without brackets for an IPv6 address).
+    pub host: String,
+    pub secure: bool,
+    pub tls: Option<Tls>,
 }
 
 impl Url {
     pub fn parse(s: &str) -> Result<Url, Error> {
-        let Some(rest) = s.strip_prefix("ws://") else {
-            return Err(Error::new(format!(
-                "--url must start with ws://, got {s:?}"
-            )));
+        let (secure, rest) = match (s.strip_prefix("ws://"), s.strip_prefix("wss://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => {
+                return Err(Error::new(format!(
+                    "--url must start with ws:// or wss://, got {s:?}"
+                )))
+            }
         };
         let authority = rest.split('/').next().unwrap_or_default();
-        if authority.is_empty() || !authority.contains(':') {
-            return Err(Error::new(format!("--url needs host:port, got {s:?}")));
-        }
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => host,
+            _ => return Err(Error::new(format!("--url needs host:port, got {s:?}"))),
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
         let full = if rest.contains('/') {
             s.to_string()
         } else {
@@ -80,11 +96,27 @@ impl Url {
         Ok(Url {
             full,
             authority: authority.to_string(),
+            host: host.to_string(),
+            secure,
+            tls: None,
         })
+    }
+
+    /// Adds the TLS client settings: `ca` (a PEM file with the CA certificates to trust)
+    /// is required for `wss://` and refused for `ws://`.
+    pub fn with_ca(mut self, ca: Option<&str>) -> Result<Url, Error> {
+        match (self.secure, ca) {
+            (true, Some(ca)) => self.tls = Some(Tls::new(ca, &self.host)?),
+            (true, None) => return Err(Error::new("a wss:// --url needs --ca FILE")),
+            (false, Some(_)) => return Err(Error::new("--ca is only for wss:// URLs")),
+            (false, None) => {}
+        }
+        Ok(self)
     }
 }
 
-/// Opens a TCP connection (no Nagle delay) and performs the opening handshake.
+/// Opens a TCP connection (no Nagle delay), for `wss://` performs the TLS handshake, then
+/// the opening handshake.
 pub async fn connect(url: &Url, config: WebSocketConfig) -> Result<Ws, Error> {
     let tcp = within(
         CONNECT_TIMEOUT,
@@ -94,10 +126,21 @@ pub async fn connect(url: &Url, config: WebSocketConfig) -> Result<Ws, Error> {
     .await?
     .map_err(|e| Error::from(e).context("TCP connect"))?;
     tcp.set_nodelay(true)?;
+    let stream = match (&url.tls, url.secure) {
+        (None, false) => Conn::Plain(tcp),
+        (Some(tls), true) => within(CONNECT_TIMEOUT, "TLS handshake", tls.handshake(tcp))
+            .await?
+            .map_err(|e| Error::from(e).context("TLS handshake"))?,
+        _ => {
+            return Err(Error::new(
+                "wss:// needs TLS settings, ws:// must not have them",
+            ))
+        }
+    };
     let (ws, _response) = within(
         CONNECT_TIMEOUT,
         "WebSocket handshake",
-        tokio_tungstenite::client_async_with_config(url.full.as_str(), tcp, Some(config)),
+        tokio_tungstenite::client_async_with_config(url.full.as_str(), stream, Some(config)),
     )
     .await?
     .map_err(|e| Error::from(e).context("WebSocket handshake"))?;
@@ -105,8 +148,8 @@ pub async fn connect(url: &Url, config: WebSocketConfig) -> Result<Ws, Error> {
 }
 
 /// The next data message (text or binary), or `None` once the connection has ended:
-/// a close frame, end of stream, or TCP closed without a close frame (websocketd 0.4.1
-/// ends connections that way when its program exits). Pings and pongs are skipped.
+/// a close frame, end of stream, or TCP (or TLS) closed without a close frame (websocketd
+/// 0.4.1 ends connections that way when its program exits). Pings and pongs are skipped.
 pub async fn recv<S>(rx: &mut S) -> Result<Option<Message>, Error>
 where
     S: Stream<Item = Result<Message, WsError>> + Unpin,
@@ -124,12 +167,14 @@ where
 }
 
 fn is_end(e: &WsError) -> bool {
-    matches!(
-        e,
+    match e {
         WsError::ConnectionClosed
-            | WsError::AlreadyClosed
-            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-    )
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        // TLS: the TCP connection ended without a close_notify alert.
+        WsError::Io(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
+        _ => false,
+    }
 }
 
 /// Sends a close frame and waits (at most `limit`) for the server to end the connection.
@@ -220,8 +265,20 @@ mod tests {
         let u = Url::parse("ws://127.0.0.1:8080/a/b?c").unwrap();
         assert_eq!(u.authority, "127.0.0.1:8080");
         assert_eq!(u.full, "ws://127.0.0.1:8080/a/b?c");
+        assert!(!u.secure);
+        let u = Url::parse("wss://127.0.0.1:8443").unwrap();
+        assert!(u.secure);
+        assert_eq!(u.host, "127.0.0.1");
+        assert_eq!(u.full, "wss://127.0.0.1:8443/");
+        assert_eq!(Url::parse("ws://[::1]:80/").unwrap().host, "::1");
         assert!(Url::parse("http://x:1/").is_err());
         assert!(Url::parse("ws://x/").is_err());
+        assert!(Url::parse("ws://x:y/").is_err());
+        assert!(Url::parse("wss://x:1/").unwrap().with_ca(None).is_err());
+        assert!(Url::parse("ws://x:1/")
+            .unwrap()
+            .with_ca(Some("ca.pem"))
+            .is_err());
     }
 
     #[test]
