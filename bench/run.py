@@ -11,15 +11,21 @@ between runs, never absolute figures.
     bench/run.py [--ours PATH] [--theirs PATH|none] [--scenarios a,b,...] [--runs N]
                  [--smoke] [--out FILE]
 
+Two groups run only when named (`--scenarios tls,http`) or with --smoke: `tls` measures
+each server over ws:// and wss:// (a throwaway CA and certificate made with the openssl
+CLI), `http` measures static files and a CGI script with wrk.
+
 Python 3 standard library only. See docs/benchmarks.md.
 """
 
 import argparse
 import datetime
+import http.client
 import json
 import os
 import platform
 import queue
+import re
 import resource
 import shlex
 import shutil
@@ -49,6 +55,9 @@ SCENARIOS = [
     "sustained",
     "backpressure",
 ]
+# Not in the default list (a full run keeps its length); named with --scenarios, and
+# part of --smoke.
+EXTRA_SCENARIOS = ["tls", "http"]
 
 CAT = ["cat"]
 SLOW_CONSUMER = ["sh", "-c", 'while read l; do echo "$l"; sleep 0.1; done']
@@ -87,11 +96,22 @@ class Metric:
 PEAK_RSS = Metric("peak_rss_mib", "daemon peak RSS MiB", False, "server", "{:.1f}")
 
 
+class HttpLoad:
+    """A wrk run: GET /PATH on `connections` connections for `seconds`; `expect` is the
+    body (bytes) or its length (int) that one checking request must get first."""
+
+    def __init__(self, path, connections, seconds, expect):
+        self.path = path
+        self.connections = connections
+        self.seconds = seconds
+        self.expect = expect
+
+
 class Case:
     """One row group of the table: a scenario with fixed parameters."""
 
     def __init__(self, scenario, name, program, loadgen_args, metrics, server_flags=(),
-                 timeout=300, hold=False):
+                 timeout=300, hold=False, command=None, http_load=None):
         self.scenario = scenario
         self.name = name
         self.program = program
@@ -100,23 +120,27 @@ class Case:
         self.server_flags = list(server_flags)
         self.timeout = timeout
         self.hold = hold  # scale: the loadgen holds its connections until told to close
+        self.command = command or scenario  # the loadgen subcommand
+        self.http_load = http_load  # http: measured with wrk instead of the loadgen
         self.connections = 0
         if "--connections" in self.loadgen_args:
             self.connections = int(self.loadgen_args[self.loadgen_args.index("--connections") + 1])
 
 
-def build_cases(smoke):
-    """The scenario list; `smoke` shrinks every workload to a few hundred messages."""
+def build_cases(smoke, http_flags=()):
+    """The scenario list; `smoke` shrinks every workload to a few hundred messages.
+    `http_flags` are the http scenario's server flags (its temporary directories)."""
     s = smoke
     lat_us = [Metric("p50_us", "p50 µs", False), Metric("p99_us", "p99 µs", False)]
+    handshake_metrics = [Metric("conns_per_s", "connections/s", True, fmt="{:.0f}"),
+                         Metric("p50_ms", "p50 ms", False, fmt="{:.2f}"),
+                         Metric("p99_ms", "p99 ms", False, fmt="{:.2f}")]
+    throughput_metrics = [Metric("msgs_per_s", "msgs/s", True, fmt="{:.0f}")]
     cases = []
     for conc, count, small in ((1, 2000, 20), (50, 5000, 100)):
         cases.append(Case(
             "handshake", f"handshake c={conc}", ["echo", "hello"],
-            ["--concurrency", conc, "--count", small if s else count],
-            [Metric("conns_per_s", "connections/s", True, fmt="{:.0f}"),
-             Metric("p50_ms", "p50 ms", False, fmt="{:.2f}"),
-             Metric("p99_ms", "p99 ms", False, fmt="{:.2f}")]))
+            ["--concurrency", conc, "--count", small if s else count], handshake_metrics))
     cases.append(Case(
         "echo-latency", "echo latency, cat", CAT,
         ["--count", 300 if s else 20000, "--size", 64], lat_us))
@@ -124,8 +148,7 @@ def build_cases(smoke):
         cases.append(Case(
             "echo-throughput", f"echo throughput, {conns} conn", CAT,
             ["--connections", conns, "--size", 64, "--window", 64,
-             "--seconds", 0.5 if s else 5],
-            [Metric("msgs_per_s", "msgs/s", True, fmt="{:.0f}")]))
+             "--seconds", 0.5 if s else 5], throughput_metrics))
     for size in (8, 100, 4096):
         lines = 10_000 if s else 1_000_000
         cases.append(Case(
@@ -159,6 +182,27 @@ def build_cases(smoke):
         ["--rate", 1000, "--seconds", 1 if s else 10, "--drain", 0.5 if s else 5],
         [Metric("sent", "messages sent", True, fmt="{:.0f}"),
          Metric("received", "echoes received", True, fmt="{:.0f}")]))
+    # tls: the same loads as handshake and echo-throughput; each server runs them over
+    # ws:// and over wss:// (see run_scenarios).
+    for conc, count, small in ((1, 2000, 20), (50, 5000, 100)):
+        cases.append(Case(
+            "tls", f"tls handshake c={conc}", ["echo", "hello"],
+            ["--concurrency", conc, "--count", small if s else count], handshake_metrics,
+            command="handshake"))
+    cases.append(Case(
+        "tls", "tls echo throughput, 1 conn", CAT,
+        ["--connections", 1, "--size", 64, "--window", 64, "--seconds", 0.5 if s else 5],
+        throughput_metrics, command="echo-throughput"))
+    seconds = 1 if s else 5
+    for path, conns, expect in (("1k.bin", 50, 1024), ("1m.bin", 50, 1 << 20),
+                                ("hello.cgi", 10, b"hello\n")):
+        cases.append(Case(
+            "http", f"http GET /{path}, {conns} conns", [], [],
+            [Metric("requests_per_s", "requests/s", True, fmt="{:.0f}"),
+             Metric("mib_per_s", "transfer MiB/s", True, fmt="{:.2f}"),
+             Metric("p50_ms", "p50 ms", False, fmt="{:.2f}"),
+             Metric("p99_ms", "p99 ms", False, fmt="{:.2f}")],
+            server_flags=http_flags, http_load=HttpLoad(path, conns, seconds, expect)))
     if s:
         for c in cases:
             c.timeout = 30
@@ -230,12 +274,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, case):
+    def __init__(self, binary, case, extra_flags=()):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         argv = (["taskset", "-c", SERVER_CORE, binary, f"--port={self.port}",
                  "--address=127.0.0.1", "--loglevel=error"]
-                + case.server_flags + case.program)
+                + case.server_flags + list(extra_flags) + case.program)
         self.argv = argv
         # A new session: every process the daemon starts stays findable by session id.
         # At --loglevel=error both daemons are silent unless something fails; their log
@@ -358,10 +402,11 @@ def parse_report(out):
     return None
 
 
-def run_loadgen(loadgen, case, url, server):
+def run_loadgen(loadgen, case, url, server, ca=None):
     """Runs one loadgen invocation; returns (report dict, extra server metrics)."""
-    argv = ["taskset", "-c", CLIENT_CORE, loadgen, case.scenario, "--url", url,
-            *case.loadgen_args, "--max-seconds", str(case.timeout)]
+    argv = ["taskset", "-c", CLIENT_CORE, loadgen, case.command, "--url", url,
+            *(["--ca", ca] if ca else []), *case.loadgen_args,
+            "--max-seconds", str(case.timeout)]
     extra = {}
     if not case.hold:
         try:
@@ -444,15 +489,115 @@ def run_loadgen(loadgen, case, url, server):
     return report, extra
 
 
-def run_one(binary, loadgen, case):
-    """One server run: start, wait, load, measure, stop. Returns a result dict."""
-    server = Server(binary, case)
+def http_get_check(port, load):
+    """One GET of the path wrk will load, on its own connection: None if the response is
+    200 with the expected body, else what is wrong."""
+    what = f"GET /{load.path}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/" + load.path)
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        return f"{what}: {e}"
+    finally:
+        conn.close()
+    if resp.status != 200:
+        return f"{what}: status {resp.status} {resp.reason}"
+    if isinstance(load.expect, int) and len(body) != load.expect:
+        return f"{what}: a body of {len(body)} bytes, expected {load.expect}"
+    if isinstance(load.expect, bytes) and body != load.expect:
+        return f"{what}: body {body[:100]!r}, expected {load.expect!r}"
+    return None
+
+
+TIME_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+BINARY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_wrk(text):
+    """The figures of wrk's report (run with --latency); missing ones are left out."""
+    r = {}
+    m = re.search(r"^Requests/sec:\s*([\d.]+)", text, re.M)
+    if m:
+        r["requests_per_s"] = float(m.group(1))
+    m = re.search(r"^Transfer/sec:\s*([\d.]+)([KMGT]?)B", text, re.M)
+    if m:
+        r["mib_per_s"] = float(m.group(1)) * BINARY_UNITS[m.group(2)] / (1 << 20)
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h), ([\d.]+)([KMGT]?)B read", text)
+    if m:
+        r["requests"] = int(m.group(1))
+        r["seconds"] = float(m.group(2)) * TIME_UNITS_MS[m.group(3)] / 1e3
+        r["bytes_read"] = round(float(m.group(4)) * BINARY_UNITS[m.group(5)])
+    for pct in (50, 75, 90, 99):
+        m = re.search(rf"^\s*{pct}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
+        if m:
+            r[f"p{pct}_ms"] = float(m.group(1)) * TIME_UNITS_MS[m.group(2)]
+    m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    r["non_2xx_3xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                  text)
+    if m:
+        r["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
+                                      map(int, m.groups())))
+    return r
+
+
+def run_wrk(case, server):
+    """One wrk run against `server` after a checking request; returns a report dict in
+    the loadgen's shape (client_cpu_s is wrk's user + system time)."""
+    load = case.http_load
+    problem = http_get_check(server.port, load)
+    if problem:
+        return {"error": problem}
+    url = f"http://127.0.0.1:{server.port}/{load.path}"
+    argv = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{load.connections}",
+            f"-d{load.seconds}s", "--latency", url]
+    limit = load.seconds + 30
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"error": f"wrk did not finish within {limit} s"}
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = done.stdout.decode(errors="replace")
+    report = parse_wrk(out)
+    report["client_cpu_s"] = (after.ru_utime + after.ru_stime
+                              - before.ru_utime - before.ru_stime)
+    report["wall_s"] = wall
+    errors = report.get("socket_errors", {})
+    if done.returncode != 0:
+        report["error"] = (f"wrk exited {done.returncode}: "
+                           + done.stderr.decode(errors="replace")[-500:])
+    elif "requests_per_s" not in report or "p99_ms" not in report:
+        report["error"] = "no figures in wrk's output: " + out[-500:]
+    elif report["non_2xx_3xx"]:
+        report["error"] = f"{report['non_2xx_3xx']} responses were not 2xx or 3xx"
+    elif any(errors.values()):
+        report["error"] = "wrk socket errors: " + ", ".join(
+            f"{k} {v}" for k, v in errors.items() if v)
+    return report
+
+
+def run_one(binary, loadgen, case, fixtures=None, secure=False):
+    """One server run: start, wait, load, measure, stop. Returns a result dict. `secure`:
+    the server gets --ssl and the loadgen a wss:// URL (tls)."""
+    extra_flags = fixtures.tls_flags if secure else []
+    server = Server(binary, case, extra_flags)
     result = {}
     try:
         server.wait_ready()
         sampler = RssSampler(server)
         sampler.start()
-        report, extra = run_loadgen(loadgen, case, f"ws://127.0.0.1:{server.port}/", server)
+        if case.http_load:
+            report, extra = run_wrk(case, server), {}
+        else:
+            scheme = "wss" if secure else "ws"
+            report, extra = run_loadgen(loadgen, case, f"{scheme}://127.0.0.1:{server.port}/",
+                                        server, ca=fixtures.ca if secure else None)
         peak = sampler.stop()
         result.update(report)
         result.update(extra)
@@ -507,6 +652,38 @@ def metric_value(run, metric):
     return v if isinstance(v, (int, float)) else None
 
 
+def summary_cell(metric, runs):
+    """The median of a metric over runs, with stalls and failures noted."""
+    vals = [v for v in (metric_value(r, metric) for r in runs) if v is not None]
+    stalls = sum(1 for r in runs if r and r.get("stalled") and "error" not in r)
+    fails = sum(1 for r in runs if not r or "error" in r)
+    return fmt_value(metric, vals, stalls, fails)
+
+
+def ratio_cell(a_runs, b_runs, metric, oriented=True):
+    """The median of a/b over the repetitions (runs at the same index). `oriented`: a÷b
+    for a higher-is-better metric and b÷a otherwise, so that >1 means a did better."""
+    ratios = []
+    for a, b in zip(a_runs, b_runs):
+        va, vb = metric_value(a, metric), metric_value(b, metric)
+        if va is None or vb is None:
+            continue
+        num, den = (vb, va) if oriented and not metric.up else (va, vb)
+        if den > 0:
+            ratios.append(num / den)
+    return f"{statistics.median(ratios):.2f}" if ratios else "–"
+
+
+def markdown(head, rows):
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def metric_label(m):
+    return f"{m.label} {'↑' if m.up else '↓'}"
+
+
 def build_table(cases, results, have_theirs, theirs_label):
     head = ["scenario", "metric", "ours"]
     if have_theirs:
@@ -521,30 +698,56 @@ def build_table(cases, results, have_theirs, theirs_label):
             continue
         ours, theirs = per["ours"], per.get("theirs", [])
         for i, m in enumerate(case.metrics):
-            label = f"{m.label} {'↑' if m.up else '↓'}"
-            row = [case.name if i == 0 else "", label]
-            for runs in ([ours, theirs] if have_theirs else [ours]):
-                vals = [v for v in (metric_value(r, m) for r in runs) if v is not None]
-                stalls = sum(1 for r in runs if r and r.get("stalled") and "error" not in r)
-                fails = sum(1 for r in runs if not r or "error" in r)
-                row.append(fmt_value(m, vals, stalls, fails))
+            row = [case.name if i == 0 else "", metric_label(m), summary_cell(m, ours)]
             if have_theirs:
-                ratios = []
-                for o, t in zip(ours, theirs):
-                    vo, vt = metric_value(o, m), metric_value(t, m)
-                    if vo is None or vt is None:
-                        continue
-                    num, den = (vo, vt) if m.up else (vt, vo)
-                    if den > 0:
-                        ratios.append(num / den)
-                row.append(f"{statistics.median(ratios):.2f}" if ratios else "–")
+                row += [summary_cell(m, theirs), ratio_cell(ours, theirs, m)]
             row.append(cpu_text(ours) if i == 0 else "")
             if have_theirs:
                 row.append(cpu_text(theirs) if i == 0 else "")
             rows.append(row)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown(head, rows)
+
+
+def build_tls_table(cases, results, have_theirs):
+    """tls: each server over ws:// and wss://; wss÷ws is the plain quotient of the two
+    values, the last ratio compares the two servers over wss://."""
+    head = ["scenario", "metric", "ours ws://", "ours wss://", "ours wss÷ws"]
+    if have_theirs:
+        head += ["theirs ws://", "theirs wss://", "theirs wss÷ws",
+                 "ratio wss:// (↑ ours÷theirs, ↓ theirs÷ours; >1 = ours better)"]
+    head += ["client CPU, ours wss://"]
+    if have_theirs:
+        head += ["client CPU, theirs wss://"]
+    rows = []
+    for case in cases:
+        per = results.get(case.name)
+        if per is None:
+            continue
+        for i, m in enumerate(case.metrics):
+            row = [case.name if i == 0 else "", metric_label(m)]
+            for name in ["ours"] + (["theirs"] if have_theirs else []):
+                ws, wss = per[f"{name} ws"], per[f"{name} wss"]
+                row += [summary_cell(m, ws), summary_cell(m, wss),
+                        ratio_cell(wss, ws, m, oriented=False)]
+            if have_theirs:
+                row.append(ratio_cell(per["ours wss"], per["theirs wss"], m))
+            row.append(cpu_text(per["ours wss"]) if i == 0 else "")
+            if have_theirs:
+                row.append(cpu_text(per["theirs wss"]) if i == 0 else "")
+            rows.append(row)
+    return markdown(head, rows)
+
+
+def negotiated_text(results, cases):
+    """What the TLS runs negotiated, per server, from the loadgen's reports."""
+    seen = {}
+    for case in cases:
+        for name, runs in results.get(case.name, {}).items():
+            if name.endswith(" wss"):
+                for r in runs:
+                    if r and r.get("tls"):
+                        seen.setdefault(name[:-4], set()).add(r["tls"])
+    return "; ".join(f"{name}: {', '.join(sorted(v))}" for name, v in seen.items()) or "–"
 
 
 def machine_text():
@@ -602,12 +805,102 @@ def ensure_binaries(args):
     if args.smoke or args.theirs != DEFAULT_THEIRS:
         print(f"note: {args.theirs} not found; running ours only", file=sys.stderr)
         return None
-    print("installing Debian's websocketd ...", file=sys.stderr)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(["apt-get", "install", "-y", "websocketd"], env=env).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True)
-        subprocess.run(["apt-get", "install", "-y", "websocketd"], env=env, check=True)
+    if not apt_install("websocketd"):
+        sys.exit("could not install Debian's websocketd (apt-get install websocketd)")
     return args.theirs
+
+
+def apt_install(package):
+    """apt-get install PACKAGE, after apt-get update if the first try fails. True if it
+    worked."""
+    print(f"installing the Debian package {package} ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", package]
+    try:
+        if subprocess.run(install, env=env, timeout=900).returncode == 0:
+            return True
+        if subprocess.run(["apt-get", "update"], env=env, timeout=900).returncode != 0:
+            return False
+        return subprocess.run(install, env=env, timeout=900).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def ensure_tool(command, package, smoke):
+    """Installs `package` when `command` is missing. False if it is still missing in a
+    smoke run (which then skips what needs it); a full run stops instead."""
+    if shutil.which(command) or (apt_install(package) and shutil.which(command)):
+        return True
+    if smoke:
+        print(f"note: {command} is missing and could not be installed; skipping what "
+              "needs it", file=sys.stderr)
+        return False
+    sys.exit(f"{command} is required (Debian package {package})")
+
+
+HELLO_CGI = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo hello
+"""
+
+
+class Fixtures:
+    """Temporary files for the tls and http scenarios, under one directory that
+    cleanup() removes."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="websocketd-bench-")
+        self.ca = None  # the CA certificate the loadgen trusts
+        self.tls_flags = []
+        self.http_flags = []
+
+    def make_pki(self):
+        """A throwaway CA and a certificate for 127.0.0.1 signed by it, both ECDSA P-256
+        (keys in PKCS#8 PEM), valid for two days."""
+        d = os.path.join(self.dir, "pki")
+        os.mkdir(d)
+
+        def openssl(*argv):
+            done = subprocess.run(["openssl", *argv], cwd=d, stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=60)
+            if done.returncode != 0:
+                sys.exit(f"openssl {' '.join(argv)} failed: "
+                         + done.stderr.decode(errors="replace")[-500:])
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=websocketd benchmark CA")
+        with open(os.path.join(d, "server.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+        openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr",
+                "-subj", "/CN=127.0.0.1")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "server.pem", "-days", "2",
+                "-extfile", "server.ext")
+        self.ca = os.path.join(d, "ca.pem")
+        self.tls_flags = ["--ssl", f"--sslcert={os.path.join(d, 'server.pem')}",
+                          f"--sslkey={os.path.join(d, 'server.key')}"]
+
+    def make_http(self):
+        """static/1k.bin and static/1m.bin (random bytes), and cgi/hello.cgi; separate
+        directories, so that no static file is taken for a CGI script."""
+        static = os.path.join(self.dir, "static")
+        cgi = os.path.join(self.dir, "cgi")
+        os.mkdir(static)
+        os.mkdir(cgi)
+        for name, size in (("1k.bin", 1024), ("1m.bin", 1 << 20)):
+            with open(os.path.join(static, name), "wb") as f:
+                f.write(os.urandom(size))
+        script = os.path.join(cgi, "hello.cgi")
+        with open(script, "w") as f:
+            f.write(HELLO_CGI)
+        os.chmod(script, 0o755)
+        self.http_flags = [f"--staticdir={static}", f"--cgidir={cgi}"]
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def shown(path):
@@ -625,22 +918,62 @@ def git_revision():
         return "unknown"
 
 
+def run_cases(cases, servers, loadgen, runs, fixtures):
+    """Every case, `runs` repetitions, each server (and for tls each server over ws://
+    and wss://) in an order that alternates between repetitions. Returns (results,
+    failures): results[case name][variant] is the list of per-repetition reports."""
+    results = {}
+    failures = []
+    for case in cases:
+        variants = [(name, binary, False) for name, binary in servers]
+        if case.scenario == "tls":
+            variants = [(f"{name} {scheme}", binary, scheme == "wss")
+                        for name, binary in servers for scheme in ("ws", "wss")]
+        per = {name: [] for name, _, _ in variants}
+        for rep in range(runs):
+            order = variants if rep % 2 == 0 else list(reversed(variants))
+            for name, binary, secure in order:
+                t = time.monotonic()
+                r = run_one(binary, loadgen, case, fixtures, secure)
+                per[name].append(r)
+                status = ("ERROR " + r["error"]) if "error" in r else (
+                    "stalled" if r.get("stalled") else "ok")
+                if r.get("leftover"):
+                    status += f" ({r['leftover']})"
+                print(f"  {case.name:<32} run {rep + 1}/{runs} {name:<10} "
+                      f"{time.monotonic() - t:6.1f} s  {status}", file=sys.stderr)
+                if "error" in r or (name.startswith("ours") and r.get("stalled")):
+                    failures.append(f"{case.name} / {name} / run {rep + 1}: "
+                                    + r.get("error", "stalled"))
+        results[case.name] = per
+    return results, failures
+
+
+RATIO_NOTE = ("Medians over the runs; the ratio column is the median of the ratios taken "
+              "within each repetition (both servers back to back), so it is the figure to "
+              "compare between machines and runs.")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ours", default=DEFAULT_OURS, help="our websocketd binary")
     p.add_argument("--theirs", default=DEFAULT_THEIRS,
                    help="the websocketd to compare with, or 'none'")
     p.add_argument("--loadgen", default=DEFAULT_LOADGEN, help="the load generator binary")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    p.add_argument("--scenarios",
+                   help="comma-separated subset of: " + ", ".join(SCENARIOS + EXTRA_SCENARIOS)
+                   + f" (default: all but {', '.join(EXTRA_SCENARIOS)}; with --smoke: all)")
     p.add_argument("--runs", type=int, default=3, help="repetitions per scenario")
     p.add_argument("--smoke", action="store_true",
                    help="every scenario once with tiny workloads; non-zero exit on failure")
     p.add_argument("--out", help="also write the table (Markdown) here, raw data to FILE.json")
     args = p.parse_args()
 
-    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in SCENARIOS]
+    if args.scenarios is None:
+        wanted = SCENARIOS + EXTRA_SCENARIOS if args.smoke else list(SCENARIOS)
+    else:
+        wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SCENARIOS + EXTRA_SCENARIOS]
     if unknown:
         p.error(f"unknown scenarios: {', '.join(unknown)}")
     runs = 1 if args.smoke else max(1, args.runs)
@@ -649,40 +982,32 @@ def main():
             sys.exit(f"{tool} is required (util-linux)")
 
     theirs = ensure_binaries(args)
-    cases = [c for c in build_cases(args.smoke) if c.scenario in wanted]
-    # Per scale connection: the daemon's socket, 3 pipes and a process handle, the
-    # client's socket; doubled for headroom.
-    most = max([c.connections for c in cases if c.hold] or [0])
-    nofile, nofile_note = raise_nofile(12 * most + 1024)
-    servers = [("ours", args.ours)] + ([("theirs", theirs)] if theirs else [])
-    theirs_label = f"theirs ({version_of(theirs)})" if theirs else ""
+    for group, command in (("tls", "openssl"), ("http", "wrk")):
+        if group in wanted and not ensure_tool(command, command, args.smoke):
+            wanted.remove(group)
+    fixtures = Fixtures()
+    try:
+        if "tls" in wanted:
+            fixtures.make_pki()
+        if "http" in wanted:
+            fixtures.make_http()
+        cases = [c for c in build_cases(args.smoke, fixtures.http_flags)
+                 if c.scenario in wanted]
+        # Per scale connection: the daemon's socket, 3 pipes and a process handle, the
+        # client's socket; doubled for headroom.
+        most = max([c.connections for c in cases if c.hold] or [0])
+        nofile, nofile_note = raise_nofile(12 * most + 1024)
+        servers = [("ours", args.ours)] + ([("theirs", theirs)] if theirs else [])
+        theirs_label = f"theirs ({version_of(theirs)})" if theirs else ""
 
-    started = time.monotonic()
-    print(f"# {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}; {runs} run(s) per scenario",
-          file=sys.stderr)
-    results = {}
-    failures = []
-    for case in cases:
-        per = {name: [] for name, _ in servers}
-        for rep in range(runs):
-            order = servers if rep % 2 == 0 else list(reversed(servers))
-            for name, binary in order:
-                t = time.monotonic()
-                r = run_one(binary, args.loadgen, case)
-                per[name].append(r)
-                status = ("ERROR " + r["error"]) if "error" in r else (
-                    "stalled" if r.get("stalled") else "ok")
-                if r.get("leftover"):
-                    status += f" ({r['leftover']})"
-                print(f"  {case.name:<32} run {rep + 1}/{runs} {name:<6} "
-                      f"{time.monotonic() - t:6.1f} s  {status}", file=sys.stderr)
-                if "error" in r or (name == "ours" and r.get("stalled")):
-                    failures.append(f"{case.name} / {name} / run {rep + 1}: "
-                                    + r.get("error", "stalled"))
-        results[case.name] = per
-    elapsed = time.monotonic() - started
+        started = time.monotonic()
+        print(f"# {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}; {runs} run(s) per "
+              "scenario", file=sys.stderr)
+        results, failures = run_cases(cases, servers, args.loadgen, runs, fixtures)
+        elapsed = time.monotonic() - started
+    finally:
+        fixtures.cleanup()
 
-    table = build_table(cases, results, bool(theirs), theirs_label)
     command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     header = [
         f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
@@ -692,10 +1017,31 @@ def main():
     ]
     if theirs:
         header.append(f"Theirs: {shown(theirs)} ({version_of(theirs)})")
-    notes = ["Medians over the runs; the ratio column is the median of the ratios taken "
-             "within each repetition (both servers back to back), so it is the figure to "
-             "compare between machines and runs."]
-    text = "\n".join(header) + "\n\n" + table + "\n\n" + "\n".join(notes) + "\n"
+    sections = []
+    ws_cases = [c for c in cases if c.scenario not in EXTRA_SCENARIOS]
+    if ws_cases:
+        sections.append(build_table(ws_cases, results, bool(theirs), theirs_label)
+                        + "\n\n" + RATIO_NOTE)
+    tls_cases = [c for c in cases if c.scenario == "tls"]
+    if tls_cases:
+        sections.append(
+            "TLS (`tls`): each server over ws:// and over wss:// (--ssl, ECDSA P-256 "
+            "certificate, full handshake on every connection).\n"
+            f"Negotiated: {negotiated_text(results, tls_cases)}\n\n"
+            + build_tls_table(tls_cases, results, bool(theirs)) + "\n\n"
+            "wss÷ws is the median over the repetitions of the wss:// value divided by the "
+            "ws:// value (below 1 for ↑ metrics and above 1 for ↓ ones is what TLS costs). "
+            + ("The last ratio compares the two servers over wss://, within each "
+               "repetition." if theirs else ""))
+    http_cases = [c for c in cases if c.scenario == "http"]
+    if http_cases:
+        load = http_cases[0].http_load
+        sections.append(
+            f"Plain HTTP (`http`): `taskset -c {CLIENT_CORE} wrk -t1 -cN -d{load.seconds}s "
+            "--latency`; static files from --staticdir, a shell script from --cgidir.\n\n"
+            + build_table(http_cases, results, bool(theirs), theirs_label) + "\n\n"
+            + RATIO_NOTE + " Client CPU is wrk's.")
+    text = "\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n"
     if failures:
         text += "\nFailures:\n" + "\n".join(f"- {f}" for f in failures) + "\n"
     print(text)
