@@ -12,14 +12,15 @@ use hyper::{Method, Response, StatusCode};
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 mod content;
 
 use content::{prepare, unix_seconds, Info, Prepared, Span};
 
-/// How much of a file is read into memory at a time while streaming it.
-const CHUNK: u64 = 64 * 1024;
+/// Files (or ranges) up to this size are read in one go and sent as one chunk.
+const INLINE: u64 = 256 * 1024;
+/// How much of a larger file is read into memory at a time while streaming it.
+const CHUNK: u64 = 256 * 1024;
 
 /// Serves in-memory content with the same conditional-GET / Range / HEAD handling (the dev console uses it).
 ///
@@ -76,13 +77,13 @@ pub async fn serve(
     if url_path.ends_with(b"/index.html") {
         return local_redirect(&path::relative_location("./", b"", "", query));
     }
-    let found = match locate(root, url_path).await {
+    let found = match locate(root, url_path) {
         Ok(Found::File(found)) => found,
         Ok(Found::Redirect { prefix, suffix }) => {
             let name = path::last_segment(url_path);
             return local_redirect(&path::relative_location(prefix, name, suffix, query));
         }
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let info = Info {
         size: found.size,
@@ -112,7 +113,7 @@ enum Found {
 
 /// An opened regular file inside the root.
 struct OpenFile {
-    file: tokio::fs::File,
+    file: std::fs::File,
     size: u64,
     modified: Option<SystemTime>,
     /// The name whose extension decides the Content-Type.
@@ -120,18 +121,19 @@ struct OpenFile {
 }
 
 /// Resolves `url_path` under `root`, refusing anything whose real path leaves the real root
-/// or passes through a dot-directory.
-async fn locate(root: &Path, url_path: &[u8]) -> Result<Found, Response<Body>> {
+/// or passes through a dot-directory. These are a few quick system calls on cached
+/// metadata, made directly rather than through the blocking pool.
+fn locate(root: &Path, url_path: &[u8]) -> Result<Found, Refusal> {
     let mut relative = PathBuf::new();
     for segment in url_path.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
         if segment.first() == Some(&b'.') {
-            return Err(not_found());
+            return Err(Box::new(not_found()));
         }
-        relative.push(segment_name(segment).ok_or_else(not_found)?);
+        relative.push(segment_name(segment).ok_or_else(|| Box::new(not_found()))?);
     }
-    let real_root = tokio::fs::canonicalize(root).await.map_err(failure)?;
-    let real = confined(&real_root, &real_root.join(&relative)).await?;
-    let metadata = tokio::fs::metadata(&real).await.map_err(failure)?;
+    let real_root = std::fs::canonicalize(root).map_err(refuse)?;
+    let real = confined(&real_root, &real_root.join(&relative))?;
+    let metadata = std::fs::metadata(&real).map_err(refuse)?;
     let slash = url_path.ends_with(b"/");
     if metadata.is_dir() {
         if !slash {
@@ -140,11 +142,11 @@ async fn locate(root: &Path, url_path: &[u8]) -> Result<Found, Response<Body>> {
                 suffix: "/",
             });
         }
-        let index = confined(&real_root, &real.join("index.html")).await?;
-        return open(&index, b"index.html".to_vec()).await.map(Found::File);
+        let index = confined(&real_root, &real.join("index.html"))?;
+        return open(&index, b"index.html".to_vec()).map(Found::File);
     }
     if relative.as_os_str().is_empty() {
-        return Err(not_found());
+        return Err(Box::new(not_found()));
     }
     if slash {
         return Ok(Found::Redirect {
@@ -153,26 +155,29 @@ async fn locate(root: &Path, url_path: &[u8]) -> Result<Found, Response<Body>> {
         });
     }
     let name = path::last_segment(url_path).to_vec();
-    open(&real, name).await.map(Found::File)
+    open(&real, name).map(Found::File)
 }
 
 /// The real path of `candidate`, provided it stays inside `real_root` without passing
 /// through a name that starts with a dot (a symlink can point at one).
-async fn confined(real_root: &Path, candidate: &Path) -> Result<PathBuf, Response<Body>> {
-    let real = tokio::fs::canonicalize(candidate).await.map_err(failure)?;
-    let inside = real.strip_prefix(real_root).map_err(|_| not_found())?;
+fn confined(real_root: &Path, candidate: &Path) -> Result<PathBuf, Refusal> {
+    let real = std::fs::canonicalize(candidate).map_err(refuse)?;
+    let inside = real
+        .strip_prefix(real_root)
+        .map_err(|_| Box::new(not_found()))?;
     let hidden = inside
         .components()
         .any(|c| c.as_os_str().as_encoded_bytes().first() == Some(&b'.'));
     if hidden {
-        return Err(not_found());
+        return Err(Box::new(not_found()));
     }
     Ok(real)
 }
 
 /// Opens a confined path as a regular file (no FIFOs or devices: reading those could hang).
-async fn open(real: &Path, name: Vec<u8>) -> Result<OpenFile, Response<Body>> {
-    let mut options = tokio::fs::OpenOptions::new();
+fn open(real: &Path, name: Vec<u8>) -> Result<OpenFile, Refusal> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
@@ -180,10 +185,10 @@ async fn open(real: &Path, name: Vec<u8>) -> Result<OpenFile, Response<Body>> {
         let nofollow = rustix::fs::OFlags::NOFOLLOW.bits();
         options.custom_flags(i32::try_from(nofollow).unwrap_or(0));
     }
-    let file = options.open(real).await.map_err(failure)?;
-    let metadata = file.metadata().await.map_err(failure)?;
+    let file = options.open(real).map_err(refuse)?;
+    let metadata = file.metadata().map_err(refuse)?;
     if !metadata.is_file() {
-        return Err(not_found());
+        return Err(Box::new(not_found()));
     }
     Ok(OpenFile {
         file,
@@ -205,6 +210,13 @@ fn segment_name(segment: &[u8]) -> Option<&std::ffi::OsStr> {
 fn segment_name(segment: &[u8]) -> Option<&std::ffi::OsStr> {
     let text = std::str::from_utf8(segment).ok()?;
     (!text.contains(['\0', '\\', ':'])).then(|| std::ffi::OsStr::new(text))
+}
+
+/// A refusal: the response to send instead of a file (boxed, it is large).
+type Refusal = Box<Response<Body>>;
+
+fn refuse(err: io::Error) -> Refusal {
+    Box::new(failure(err))
 }
 
 /// The HTTP answer for a filesystem error, following Go's FileServer.
@@ -286,38 +298,56 @@ fn content_type(name: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
-/// Streams `span` of `file` in chunks of at most `CHUNK` bytes.
-fn file_body(file: tokio::fs::File, span: Span) -> Body {
-    let state = (file, span, false);
-    let stream = futures_util::stream::unfold(state, |(mut file, span, seeked)| async move {
+/// The body for `span` of `file`: small spans are read at once; larger ones are streamed
+/// in chunks read on the blocking pool.
+fn file_body(file: std::fs::File, span: Span) -> Body {
+    if span.len <= INLINE {
+        let read = read_span(&file, span.start, span.len);
+        let stream = futures_util::stream::once(async move { read.map(Frame::data) });
+        return StreamBody::new(stream).boxed();
+    }
+    let state = (Some(file), span);
+    let stream = futures_util::stream::unfold(state, |(file, span)| async move {
+        let file = file?;
         if span.len == 0 {
             return None;
         }
-        let done = Span { start: 0, len: 0 };
-        if !seeked {
-            if let Err(err) = file.seek(SeekFrom::Start(span.start)).await {
-                return Some((Err(err), (file, done, true)));
-            }
-        }
-        let want = usize::try_from(span.len.min(CHUNK)).unwrap_or(64 * 1024);
-        let mut buffer = vec![0; want];
-        match file.read(&mut buffer).await {
-            Ok(0) => {
-                let err = io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while sent");
-                Some((Err(err), (file, done, true)))
-            }
-            Ok(n) => {
-                buffer.truncate(n);
+        let want = span.len.min(CHUNK);
+        let start = span.start;
+        let read = tokio::task::spawn_blocking(move || {
+            let bytes = read_span(&file, start, want);
+            (file, bytes)
+        })
+        .await;
+        match read {
+            Ok((file, Ok(bytes))) => {
                 let rest = Span {
-                    start: span.start + n as u64,
-                    len: span.len - n as u64,
+                    start: span.start + bytes.len() as u64,
+                    len: span.len - bytes.len() as u64,
                 };
-                Some((Ok(Frame::data(Bytes::from(buffer))), (file, rest, true)))
+                Some((Ok(Frame::data(bytes)), (Some(file), rest)))
             }
-            Err(err) => Some((Err(err), (file, done, true))),
+            Ok((_, Err(err))) => Some((Err(err), (None, span))),
+            Err(join) => Some((Err(io::Error::other(join)), (None, span))),
         }
     });
     StreamBody::new(stream).boxed()
+}
+
+/// Reads `len` bytes at `start`; a file that shrank meanwhile is an error.
+fn read_span(file: &std::fs::File, start: u64, len: u64) -> io::Result<Bytes> {
+    use std::io::{Read, Seek};
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(start))?;
+    let mut buffer = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    reader.take(len).read_to_end(&mut buffer)?;
+    if (buffer.len() as u64) < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shrank while sent",
+        ));
+    }
+    Ok(Bytes::from(buffer))
 }
 
 #[cfg(test)]
