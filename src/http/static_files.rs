@@ -18,9 +18,9 @@ mod content;
 use content::{prepare, unix_seconds, Info, Prepared, Span};
 
 /// Files (or ranges) up to this size are read in one go and sent as one chunk.
-const INLINE: u64 = 256 * 1024;
+const INLINE: u64 = 1024 * 1024;
 /// How much of a larger file is read into memory at a time while streaming it.
-const CHUNK: u64 = 256 * 1024;
+const CHUNK: u64 = 1024 * 1024;
 
 /// Serves in-memory content with the same conditional-GET / Range / HEAD handling (the dev console uses it).
 ///
