@@ -281,3 +281,27 @@ async fn programs_do_not_outlive_a_killed_daemon() {
         "program {program} outlived its daemon"
     );
 }
+
+#[tokio::test]
+async fn programs_still_start_when_the_spawner_helper_is_gone() {
+    let server = Server::start(&["echo", "started"]);
+    let daemon = server.pid();
+    let mut ws = connect(&server.url("/")).await;
+    assert_eq!(next_text(&mut ws).await, "started");
+    let helper = live_children(daemon)
+        .into_iter()
+        .find(|&pid| is_spawner(pid))
+        .expect("a spawner helper");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &helper.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(wait_until(DEADLINE, || !alive(helper)));
+    for _ in 0..3 {
+        let mut ws = connect(&server.url("/")).await;
+        let transcript = read_all(&mut ws, DEADLINE).await;
+        assert_eq!(transcript.texts, ["started"]);
+        assert_eq!(transcript.close, Some((1000, String::new())));
+    }
+}

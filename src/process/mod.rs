@@ -63,19 +63,14 @@ pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
             cwd: launch.cwd.map(|cwd| cwd.as_os_str().to_owned()),
             capture_stderr: launch.capture_stderr,
         };
-        let (pipes, child) = spawner::spawn(&request)?;
-        (pipes.fds.into_iter(), child)
+        match spawner::spawn(&request) {
+            Ok((pipes, child)) => (pipes.fds.into_iter(), child),
+            // The helper is gone or out of step: start this program (and later ones) here.
+            Err(_) if !spawner::available() => spawn_here_fds(&launch)?,
+            Err(refused) => return Err(refused),
+        }
     } else {
-        let (started, child) = spawn_here(&launch)?;
-        let fds: Vec<OwnedFd> = [
-            started.stdin.map(OwnedFd::from),
-            started.stdout.map(OwnedFd::from),
-            started.stderr.map(OwnedFd::from),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        (fds.into_iter(), child)
+        spawn_here_fds(&launch)?
     };
     let missing = || io::Error::other("pipe not created");
     let stdin = fds.next().ok_or_else(missing)?;
@@ -95,6 +90,20 @@ pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
             None => None,
         },
     })
+}
+
+/// Starts the program here and returns its pipe ends in order (stdin, stdout, stderr).
+fn spawn_here_fds(launch: &Launch<'_>) -> io::Result<(std::vec::IntoIter<OwnedFd>, Child)> {
+    let (started, child) = spawn_here(launch)?;
+    let fds: Vec<OwnedFd> = [
+        started.stdin.map(OwnedFd::from),
+        started.stdout.map(OwnedFd::from),
+        started.stderr.map(OwnedFd::from),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok((fds.into_iter(), child))
 }
 
 /// Starts the program as the daemon's own child (when the spawner helper is not running).

@@ -98,9 +98,9 @@ pub fn deliver(pid: u32, raw_status: i32) {
     }
 }
 
-/// Fails every pending wait (the source of statuses is gone).
-pub fn abandon_all() {
-    lock(table()).clear();
+/// Fails the wait for `pid`: its status will never arrive (whoever reaps it is gone).
+pub fn abandon(pid: u32) {
+    lock(table()).remove(&pid);
 }
 
 /// Starts `command` as our own child; its status comes from a thread waiting for any

@@ -24,6 +24,9 @@ use std::sync::{Condvar, Mutex, OnceLock};
 /// as the daemon.
 const HELPER_MARKER: &str = "WEBSOCKETD_SPAWNER_HELPER";
 
+/// Longest wait for the helper to accept a request or answer it.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The daemon's end of the request socket, when the helper runs.
 static HELPER: OnceLock<Mutex<UnixStream>> = OnceLock::new();
 
@@ -79,6 +82,9 @@ pub fn start() -> io::Result<()> {
         // its programs in order.
         .process_group(0);
     command.spawn()?;
+    // A helper that stopped answering must not stall the daemon for good.
+    requests.set_read_timeout(Some(HELPER_TIMEOUT))?;
+    requests.set_write_timeout(Some(HELPER_TIMEOUT))?;
     HELPER
         .set(Mutex::new(requests))
         .map_err(|_| io::Error::other("spawner already started"))?;
@@ -90,8 +96,12 @@ pub fn start() -> io::Result<()> {
 
 /// Whether programs are started through the helper.
 pub fn available() -> bool {
-    HELPER.get().is_some()
+    HELPER.get().is_some() && !BROKEN.load(std::sync::atomic::Ordering::Relaxed)
 }
+
+/// Set when a request or reply failed half-way: the conversation with the helper can no
+/// longer be trusted, so programs are started directly from then on.
+static BROKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Asks the helper to start a program; registers it for its exit status.
 pub fn spawn(request: &Request) -> io::Result<(Pipes, reaper::Child)> {
@@ -101,13 +111,27 @@ pub fn spawn(request: &Request) -> io::Result<(Pipes, reaper::Child)> {
         let socket = helper
             .lock()
             .map_err(|_| io::Error::other("spawner lock poisoned"))?;
-        (&*socket).write_all(&encoded)?;
-        let pipes = receive_reply(&socket)?;
-        Ok((pipes.pid, pipes))
+        let exchanged = (&*socket)
+            .write_all(&encoded)
+            .and_then(|()| receive_reply(&socket));
+        match exchanged {
+            Ok(Ok(pipes)) => {
+                started_here().insert(pipes.pid);
+                Ok((pipes.pid, pipes))
+            }
+            // The helper answered: the program could not be started.
+            Ok(Err(refused)) => Err(refused),
+            Err(broken) => {
+                BROKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(broken)
+            }
+        }
     })
 }
 
-fn receive_reply(socket: &UnixStream) -> io::Result<Pipes> {
+/// Reads the helper's answer: the outer error is a broken conversation, the inner one the
+/// helper's report that the program could not be started.
+fn receive_reply(socket: &UnixStream) -> io::Result<io::Result<Pipes>> {
     let mut head = [0u8; 5];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
@@ -127,22 +151,35 @@ fn receive_reply(socket: &UnixStream) -> io::Result<Pipes> {
         }
     }
     let value = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
-    match head[0] {
+    Ok(match head[0] {
         0 => Ok(Pipes { pid: value, fds }),
         _ => Err(io::Error::from_raw_os_error(value as i32)),
-    }
+    })
+}
+
+/// Programs the helper started whose exit has not been reported yet.
+fn started_here() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    static PIDS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+    PIDS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The daemon side of exit reports: delivers each to its waiter. If the helper goes away,
-/// pending waits fail rather than hang.
+/// later programs are started directly and waits for the helper's programs fail rather
+/// than hang (the termination ladder then checks their process groups itself).
 fn read_reports(mut reports: UnixStream) {
     let mut record = [0u8; 8];
     while reports.read_exact(&mut record).is_ok() {
         let pid = u32::from_le_bytes([record[0], record[1], record[2], record[3]]);
         let status = i32::from_le_bytes([record[4], record[5], record[6], record[7]]);
+        started_here().remove(&pid);
         reaper::deliver(pid, status);
     }
-    reaper::abandon_all();
+    BROKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    let orphans = std::mem::take(&mut *started_here());
+    for pid in orphans {
+        reaper::abandon(pid);
+    }
 }
 
 // ---- The helper process ----

@@ -521,7 +521,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Whether `pid` is the daemon's spawner helper (it starts the daemon's programs).
-fn is_spawner(pid: u32) -> bool {
+pub fn is_spawner(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|cmdline| cmdline.starts_with(b"websocketd-spawner"))
 }
