@@ -86,8 +86,7 @@ async fn text_echo_keeps_lines_exact() {
 #[tokio::test]
 async fn invalid_utf8_text_fails_with_1007() {
     let server = Server::start(&["cat"]);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    handshake(&mut stream, server.port);
+    let mut stream = raw_upgrade(server.port);
     // A masked text frame holding 0xff 0xfe.
     send_frame(&mut stream, 0x81, &[0xff, 0xfe]);
     let frames = read_frames(&mut stream);
@@ -102,8 +101,7 @@ async fn invalid_utf8_text_fails_with_1007() {
 async fn protocol_violations_fail_with_1002() {
     let server = Server::start(&["cat"]);
     for (first_byte, mask) in [(0x81u8, false), (0xC1, true), (0x83, true)] {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        handshake(&mut stream, server.port);
+        let mut stream = raw_upgrade(server.port);
         let mut frame = vec![first_byte, if mask { 0x82 } else { 0x02 }];
         if mask {
             frame.extend_from_slice(&[0, 0, 0, 0]);
@@ -130,8 +128,7 @@ async fn protocol_violations_fail_with_1002() {
 #[tokio::test]
 async fn invalid_utf8_output_is_sent_unchanged() {
     let server = Server::start(&["printf", "ok\\n\\377\\376\\n"]);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    handshake(&mut stream, server.port);
+    let mut stream = raw_upgrade(server.port);
     let frames = read_frames(&mut stream);
     let texts: Vec<&Vec<u8>> = frames
         .iter()
@@ -273,30 +270,6 @@ async fn a_program_that_cannot_start_closes_with_1011() {
 }
 
 // Raw protocol helpers for cases a well-behaved client library will not produce.
-
-fn handshake(stream: &mut std::net::TcpStream, port: u16) {
-    use std::io::{Read, Write};
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-}
 
 fn send_frame(stream: &mut std::net::TcpStream, first: u8, payload: &[u8]) {
     use std::io::Write;

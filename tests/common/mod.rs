@@ -473,6 +473,33 @@ pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStre
         .expect("send");
 }
 
+/// Opens a WebSocket by hand (for cases a client library will not produce) and returns
+/// the socket right after the 101.
+pub fn raw_upgrade(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
 /// Writes an executable shell script into `dir` and returns its path.
 pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -550,48 +577,44 @@ pub fn zombie_programs(daemon: u32) -> usize {
             .sum::<usize>()
 }
 
-/// PIDs of live processes whose parent is `parent`.
-pub fn live_children(parent: u32) -> Vec<u32> {
+/// The children of `parent` with their state letter from `/proc/PID/stat`.
+fn children(parent: u32) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let mut fields = rest.split_whitespace();
-                let state = fields.next().unwrap_or("");
-                let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                if ppid == parent && state != "Z" {
-                    out.push(pid);
-                }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("").to_string();
+            let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if ppid == parent {
+                out.push((pid, state));
             }
         }
     }
     out
 }
 
+/// PIDs of live processes whose parent is `parent`.
+pub fn live_children(parent: u32) -> Vec<u32> {
+    children(parent)
+        .into_iter()
+        .filter(|(_, state)| state != "Z")
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
 /// Zombie children of `parent`.
 pub fn zombie_children(parent: u32) -> usize {
-    let mut count = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let mut fields = rest.split_whitespace();
-                let state = fields.next().unwrap_or("");
-                let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                if ppid == parent && state == "Z" {
-                    count += 1;
-                }
-            }
-        }
-    }
-    count
+    children(parent)
+        .iter()
+        .filter(|(_, state)| state == "Z")
+        .count()
 }
 
 /// Open file descriptors of a process.
