@@ -86,10 +86,10 @@ pub async fn run(config: Config) -> i32 {
     let state = Arc::new(AppState::new(config, shutdown_rx));
     let served = Served::new(state.clone(), acceptor);
     for listener in tcp {
-        tokio::spawn(accept_tcp(listener, served.clone()));
+        tokio::spawn(accept_loop(listener, served.clone()));
     }
     if let Some(listener) = unix {
-        tokio::spawn(accept_unix(listener, served.clone()));
+        tokio::spawn(accept_loop(listener, served.clone()));
     }
     let target = redirect::Target {
         scheme: if state.config.tls.is_some() {
@@ -132,39 +132,51 @@ pub async fn run(config: Config) -> i32 {
     }
 }
 
-/// Accepts TCP connections until shutdown; each is served in its own task.
-async fn accept_tcp(listener: TcpListener, served: Served) {
-    let mut shutdown = served.state.shutdown.clone();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stopping| *stopping) => return,
+/// A listener that yields connections with the peer they come from.
+trait Accept: Send + Sync + 'static {
+    /// The connection's byte stream.
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection.
+    fn next(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, Peer)>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn next(&self) -> std::io::Result<(Self::Stream, Peer)> {
+        let (stream, address) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let peer = Peer::Tcp {
+            ip: address.ip().to_canonical().to_string(),
+            port: address.port(),
         };
-        match accepted {
-            Ok((stream, address)) => {
-                let _ = stream.set_nodelay(true);
-                let peer = Peer::Tcp {
-                    ip: address.ip().to_canonical().to_string(),
-                    port: address.port(),
-                };
-                tokio::spawn(served.clone().serve(stream, peer));
-            }
-            Err(err) => accept_failed(err).await,
-        }
+        Ok((stream, peer))
     }
 }
 
-/// Accepts Unix-socket connections until shutdown.
-async fn accept_unix(listener: UnixListener, served: Served) {
+impl Accept for UnixListener {
+    type Stream = tokio::net::UnixStream;
+
+    async fn next(&self) -> std::io::Result<(Self::Stream, Peer)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, Peer::Unix))
+    }
+}
+
+/// Accepts connections until shutdown; each is served in its own task.
+async fn accept_loop<L: Accept>(listener: L, served: Served) {
     let mut shutdown = served.state.shutdown.clone();
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listener.next() => accepted,
             _ = shutdown.wait_for(|stopping| *stopping) => return,
         };
         match accepted {
-            Ok((stream, _)) => {
-                tokio::spawn(served.clone().serve(stream, Peer::Unix));
+            Ok((stream, peer)) => {
+                tokio::spawn(served.clone().serve(stream, peer));
             }
             Err(err) => accept_failed(err).await,
         }
