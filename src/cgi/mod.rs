@@ -115,10 +115,8 @@ pub async fn serve(
             return CgiOutcome::Response(server_error());
         }
     };
-    let pid = child.id();
     let head = run::start(run::Launch {
         child,
-        pid,
         stdin,
         stdout,
         body,

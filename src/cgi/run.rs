@@ -30,10 +30,8 @@ const TERM_GRACE: Duration = Duration::from_millis(500);
 
 /// A script that has just been started, and what its run needs.
 pub(super) struct Launch {
-    /// The script's process.
+    /// The script's process (its PID is also its process group ID).
     pub child: Child,
-    /// Its PID, which is also its process group ID.
-    pub pid: u32,
     /// Write end of its stdin.
     pub stdin: pipe::Sender,
     /// Read end of its stdout.
@@ -55,7 +53,6 @@ pub(super) struct Launch {
 pub(super) fn start(launch: Launch) -> oneshot::Receiver<Option<Reply>> {
     let Launch {
         child,
-        pid,
         stdin,
         stdout,
         body,
@@ -65,7 +62,6 @@ pub(super) fn start(launch: Launch) -> oneshot::Receiver<Option<Reply>> {
     } = launch;
     let run = Run {
         child,
-        pid,
         feeder: AbortOnDrop(tokio::spawn(feed(body, stdin))),
         slot,
         scope,
@@ -110,7 +106,6 @@ enum Ending {
 /// One running script and what it holds until it has exited.
 struct Run {
     child: Child,
-    pid: u32,
     feeder: AbortOnDrop,
     slot: ForkSlot,
     scope: Scope,
@@ -120,7 +115,7 @@ struct Run {
 impl Run {
     /// Relays the output, then ends or waits for the script; frees the slot at the end.
     async fn supervise(mut self, stdout: pipe::Receiver, head_tx: oneshot::Sender<Option<Reply>>) {
-        let mut guard = GroupGuard(Some(self.pid));
+        let mut guard = GroupGuard(Some(self.child.id()));
         let ending = self.relay(stdout, head_tx).await;
         let mut body_end = None;
         let status = match ending {
@@ -134,9 +129,7 @@ impl Run {
             }
             Ending::Abandoned => {
                 drop(self.feeder);
-                match ladder::terminate_group(&mut self.child, self.pid, TERM_GRACE, &self.scope)
-                    .await
-                {
+                match ladder::terminate_group(&mut self.child, TERM_GRACE, &self.scope).await {
                     Some(status) => Some(status),
                     None => self.child.wait().await.ok(),
                 }

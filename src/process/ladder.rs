@@ -18,11 +18,11 @@ const GROUP_POLL: Duration = Duration::from_millis(5);
 /// program's exit status when it was reaped.
 pub async fn terminate(
     child: &mut Child,
-    pid: u32,
     stdin: Option<pipe::Sender>,
     close_ms: u64,
     scope: &Scope,
 ) -> Option<ExitStatus> {
+    let pid = child.id();
     drop(stdin);
     let mut status = None;
     let steps: [(Option<Signal>, &str, u64); 4] = [
@@ -36,7 +36,7 @@ pub async fn terminate(
             send(pid, signal, step, scope);
         }
         let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        if wait_gone(child, pid, &mut status, deadline).await {
+        if wait_gone(child, &mut status, deadline).await {
             scope.debug("process", &format!("Process {pid} terminated after {step}"));
             return status;
         }
@@ -54,17 +54,17 @@ const KILL_WAIT: Duration = Duration::from_millis(1000);
 /// status when it was reaped.
 pub async fn terminate_group(
     child: &mut Child,
-    pid: u32,
     grace: Duration,
     scope: &Scope,
 ) -> Option<ExitStatus> {
+    let pid = child.id();
     let mut status = None;
     for (signal, step, wait) in [
         (Signal::TERM, "SIGTERM", grace),
         (Signal::KILL, "SIGKILL", KILL_WAIT),
     ] {
         send(pid, signal, step, scope);
-        if wait_gone(child, pid, &mut status, Instant::now() + wait).await {
+        if wait_gone(child, &mut status, Instant::now() + wait).await {
             scope.debug("process", &format!("Process {pid} terminated after {step}"));
             return status;
         }
@@ -93,12 +93,7 @@ fn send(pid: u32, signal: Signal, name: &str, scope: &Scope) {
 
 /// Waits until the program has been reaped and its group has no live member, or until
 /// `deadline`. Returns whether everything is gone.
-async fn wait_gone(
-    child: &mut Child,
-    pid: u32,
-    status: &mut Option<ExitStatus>,
-    deadline: Instant,
-) -> bool {
+async fn wait_gone(child: &mut Child, status: &mut Option<ExitStatus>, deadline: Instant) -> bool {
     if status.is_none() {
         match tokio::time::timeout_at(deadline, child.wait()).await {
             Ok(Ok(exit)) => *status = Some(exit),
@@ -108,7 +103,7 @@ async fn wait_gone(
         }
     }
     loop {
-        if !group_has_live_member(pid) {
+        if !group_has_live_member(child.id()) {
             return true;
         }
         if Instant::now() >= deadline {

@@ -35,10 +35,8 @@ pub struct Launch<'a> {
 /// A running program and the daemon's ends of its pipes.
 #[derive(Debug)]
 pub struct Program {
-    /// The process; waited for by the ladder.
+    /// The process (its PID is also its process group ID); waited for by the ladder.
     pub child: Child,
-    /// Its PID, which is also its process group ID.
-    pub pid: u32,
     /// Write end of its stdin; dropping it closes stdin.
     pub stdin: Option<pipe::Sender>,
     /// Read end of its stdout.
@@ -81,7 +79,6 @@ pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
         None
     };
     Ok(Program {
-        pid: child.id(),
         child,
         stdin: Some(pipe::Sender::from_owned_fd_unchecked(nonblocking(stdin)?)?),
         stdout: pipe::Receiver::from_owned_fd_unchecked(nonblocking(stdout)?)?,

@@ -220,7 +220,7 @@ async fn run_session(
             .await;
         }
         Ok(program) => {
-            scope.associate("pid", program.pid.to_string());
+            scope.associate("pid", program.child.id().to_string());
             let settings = SessionSettings {
                 binary: config.binary,
                 pass_stderr: config.pass_stderr,

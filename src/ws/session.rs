@@ -106,7 +106,6 @@ pub async fn run(
 ) {
     let Program {
         mut child,
-        pid,
         mut stdin,
         stdout,
         stderr,
@@ -171,7 +170,6 @@ pub async fn run(
     let output_done = matches!(end, End::Output(_));
     let status = stop_program(
         &mut child,
-        pid,
         stdin.take(),
         &mut output,
         &mut tx,
@@ -224,7 +222,6 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn stop_program(
     child: &mut crate::process::Child,
-    pid: u32,
     stdin: Option<pipe::Sender>,
     output: &mut OutputRelay,
     tx: &mut Sender,
@@ -232,7 +229,7 @@ async fn stop_program(
     close_ms: u64,
     scope: &Scope,
 ) -> Option<std::process::ExitStatus> {
-    let ladder = ladder::terminate(child, pid, stdin, close_ms, scope);
+    let ladder = ladder::terminate(child, stdin, close_ms, scope);
     tokio::pin!(ladder);
     if output_done {
         return ladder.await;
