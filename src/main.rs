@@ -11,6 +11,7 @@ mod hostport;
 mod http;
 mod logging;
 mod process;
+mod router;
 mod scriptdir;
 mod server;
 mod state;

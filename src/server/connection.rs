@@ -2,7 +2,7 @@
 //! upgrades, on any byte stream (TCP or Unix socket).
 
 use crate::environment::Peer;
-use crate::http;
+use crate::router;
 use crate::state::AppState;
 use crate::ws::Connection;
 use hyper::server::conn::http1;
@@ -70,7 +70,7 @@ impl Served {
         let service = service_fn(move |request| {
             let state = state.clone();
             let connection = connection.clone();
-            async move { Ok::<_, Infallible>(http::route(request, state, connection).await) }
+            async move { Ok::<_, Infallible>(router::route(request, state, connection).await) }
         });
         let _ = self
             .builder

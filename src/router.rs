@@ -1,0 +1,153 @@
+//! Request routing, the top of the request flow and the only module that knows every
+//! handler: Go-compatible request checks and path normalisation first, then the WebSocket
+//! upgrade, then plain HTTP content (console, CGI, static files), then 404.
+
+use crate::http::response::{self, add_headers, full, plain, Body};
+use crate::http::{path, static_files};
+use crate::logging::Scope;
+use crate::state::AppState;
+use crate::ws::{self, handshake, Connection, UpgradeRequest};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, HOST};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use std::sync::Arc;
+
+/// Answers one HTTP request.
+pub async fn route(
+    request: Request<Incoming>,
+    state: Arc<AppState>,
+    connection: Arc<Connection>,
+) -> Response<Body> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    if request.uri().path() == "*" {
+        let status = if request.method() == Method::OPTIONS {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let mut response = Response::new(response::empty());
+        *response.status_mut() = status;
+        return response;
+    }
+    let host = match request.headers().get(HOST) {
+        Some(value) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        None => match request.uri().authority() {
+            Some(authority) => authority.to_string(),
+            None if request.version() == Version::HTTP_11 => {
+                return bad_request("400 Bad Request: missing required Host header");
+            }
+            None => String::new(),
+        },
+    };
+    let Some(decoded) = path::decode(request.uri().path()) else {
+        return bad_request("400 Bad Request");
+    };
+    let canonical = path::canonical(&decoded);
+    if canonical != decoded {
+        let mut location = path::escape(&canonical);
+        if let Some(query) = request.uri().query() {
+            location.push('?');
+            location.push_str(query);
+        }
+        let method = request.method();
+        return response::moved(&location, method == Method::GET, method == Method::HEAD);
+    }
+
+    let scheme = if connection.tls { "https" } else { "http" };
+    let mut scope = Scope::new();
+    scope.associate("url", format!("{scheme}://{host}{target}"));
+
+    let config = &state.config;
+    if config.launch.is_some() && handshake::is_upgrade(request.headers()) {
+        let upgrade = UpgradeRequest {
+            request,
+            host,
+            path: decoded,
+        };
+        return ws::upgrade(upgrade, &state, &connection, scope).await;
+    }
+
+    let mut response = serve_content(
+        request,
+        &state,
+        &connection,
+        &mut scope,
+        &host,
+        &target,
+        &decoded,
+    )
+    .await;
+    add_headers(
+        &mut response,
+        config.headers.all.iter().chain(&config.headers.http),
+        false,
+    );
+    response
+}
+
+/// Plain HTTP: the developer console, else a CGI script, else a static file, else 404.
+async fn serve_content(
+    request: Request<Incoming>,
+    state: &Arc<AppState>,
+    connection: &Connection,
+    scope: &mut Scope,
+    host: &str,
+    target: &str,
+    path: &[u8],
+) -> Response<Body> {
+    let config = &state.config;
+    if config.dev_console {
+        scope.access("http", "DEVCONSOLE");
+        return crate::devconsole::serve(
+            request.method(),
+            request.headers(),
+            host,
+            target,
+            connection.tls,
+            state.started,
+        );
+    }
+    let mut request = request;
+    if let Some(cgi_dir) = &config.cgi_dir {
+        let context = crate::cgi::CgiContext {
+            peer: &connection.peer,
+            tls: connection.tls,
+            passenv: &config.passenv,
+            forks: &state.forks,
+        };
+        match crate::cgi::serve(cgi_dir, request, path, &context, scope).await {
+            crate::cgi::CgiOutcome::Response(response) => return response,
+            crate::cgi::CgiOutcome::NotCgi(unused) => request = unused,
+        }
+    }
+    if let Some(static_dir) = &config.static_dir {
+        scope.access("http", "STATIC");
+        return static_files::serve(
+            static_dir,
+            request.method(),
+            request.headers(),
+            path,
+            request.uri().query(),
+        )
+        .await;
+    }
+    scope.access("http", "NOT FOUND");
+    plain(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// A 400 answered the way Go's server does: plain text, then the connection is closed.
+fn bad_request(text: &str) -> Response<Body> {
+    let mut response = Response::new(full(text.to_string()));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
