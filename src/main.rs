@@ -1,23 +1,9 @@
 //! websocketd: turns any program that reads stdin and writes stdout into a WebSocket
 //! server. `main` only parses the command line and hands the configuration to the server.
 
-mod cgi;
-mod cli;
-mod config;
-mod devconsole;
-mod environment;
-mod forks;
-mod hostport;
-mod http;
-mod logging;
-mod process;
-mod router;
-mod scriptdir;
-mod server;
-mod state;
-mod ws;
-
 use std::io::Write;
+use websocketd::{cli, logging, process, server};
+
 
 fn main() {
     process::spawner::run_if_helper();
