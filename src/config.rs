@@ -71,6 +71,8 @@ pub struct Config {
     pub binary: bool,
     /// `--passstderr`.
     pub pass_stderr: bool,
+    /// `--subprotocol` / `--subprotocolrequired`.
+    pub subprotocols: crate::ws::subprotocol::Policy,
     /// `--reverselookup`.
     pub reverse_lookup: bool,
     /// `--maxforks`; `None` means unlimited.

@@ -4,7 +4,6 @@
 use std::io::Write;
 use websocketd::{cli, logging, process, server};
 
-
 fn main() {
     process::spawner::run_if_helper();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -242,3 +242,38 @@ fn markup_in_the_url_does_not_run_in_the_console() {
     );
     assert!(text.contains("script"), "{text}");
 }
+
+#[test]
+fn browser_sees_the_negotiated_subprotocol() {
+    let pages = temp_dir("subprotocol-page");
+    std::fs::write(pages.join("index.html"), "<!doctype html><title>p</title>").unwrap();
+    let server = Server::start(&[
+        "--subprotocol=b,c",
+        &format!("--staticdir={}", pages.display()),
+        "sh",
+        "-c",
+        "echo \"program got $WEBSOCKET_PROTOCOL\"; sleep 5",
+    ]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/index.html", server.port));
+    let url = server.url("/");
+    browser.script(&format!(
+        "window.seen = [];
+         const ok = new WebSocket('{url}', ['a', 'b']);
+         ok.onopen = () => seen.push('open ' + ok.protocol);
+         ok.onmessage = (e) => seen.push(e.data);
+         const none = new WebSocket('{url}', ['x']);
+         none.onopen = () => seen.push('unexpected open');
+         none.onclose = (e) => seen.push('refused ' + e.code);"
+    ));
+    let all = "return window.seen.slice().sort().join('|');";
+    assert!(
+        browser.wait_for("window.seen.length >= 3"),
+        "{}",
+        browser.script(all)
+    );
+    assert_eq!(
+        browser.script(all),
+        json!("open b|program got b|refused 1006")
+    );
+}

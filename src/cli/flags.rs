@@ -113,6 +113,18 @@ pub static FLAGS: &[Flag] = &[
         "Send the program's stderr to the client too; every line becomes\na JSON object {\"stream\":\"stdout|stderr\",\"data\":\"...\"}.\nCannot be combined with --binary.",
     ),
     flag(
+        "subprotocol",
+        Kind::Text,
+        "LIST",
+        "Comma separated WebSocket subprotocols the program speaks. The\nfirst one the client offers (in its order) is answered in the\nupgrade and given to the program as WEBSOCKET_PROTOCOL. With\n--dir, a SCRIPT.protocols file (one per line) replaces LIST\nfor that script.",
+    ),
+    flag(
+        "subprotocolrequired",
+        Kind::Bool,
+        "",
+        "Answer 400 to upgrades that offer none of the --subprotocol\nprotocols, instead of proceeding without a protocol.",
+    ),
+    flag(
         "reverselookup",
         Kind::Bool,
         "",

@@ -9,6 +9,7 @@ use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
 use crate::logging::{self, Level};
 use crate::ws::origin::OriginPolicy;
+use crate::ws::subprotocol;
 use hyper::header::{HeaderName, HeaderValue};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
@@ -147,6 +148,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         }
     }
 
+    let subprotocols = subprotocol_policy(&parsed, launch.as_ref()).map_err(fail)?;
     let headers = CustomHeaders {
         all: parse_headers(parsed.list("header")),
         ws: parse_headers(parsed.list("header-ws")),
@@ -162,6 +164,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         passenv: snapshot_passenv(parsed.text("passenv").unwrap_or(DEFAULT_PASSENV)),
         binary: parsed.flag("binary"),
         pass_stderr: parsed.flag("passstderr"),
+        subprotocols,
         reverse_lookup: parsed.flag("reverselookup"),
         max_forks: usize::try_from(max_forks).ok().filter(|&n| n > 0),
         close_ms: parsed.uint("closems").unwrap_or(0),
@@ -179,6 +182,28 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         dev_console,
         redirect_port: parsed.int("redirport").unwrap_or(0),
     })
+}
+
+/// `--subprotocol` must list valid protocol names; `--subprotocolrequired` needs a list
+/// to require (the flag, or `--dir` scripts' sidecar files).
+fn subprotocol_policy(
+    parsed: &goflag::Parsed,
+    launch: Option<&Launch>,
+) -> Result<subprotocol::Policy, String> {
+    let allowed = subprotocol::parse_list(parsed.text("subprotocol").unwrap_or(""));
+    if let Some(bad) = allowed.iter().find(|name| !subprotocol::is_token(name)) {
+        return Err(format!(
+            "--subprotocol: '{bad}' is not a valid protocol name"
+        ));
+    }
+    let required = parsed.flag("subprotocolrequired");
+    if required && allowed.is_empty() && !matches!(launch, Some(Launch::Dir(_))) {
+        return Err(
+            "--subprotocolrequired needs --subprotocol (or --dir with SCRIPT.protocols files)"
+                .into(),
+        );
+    }
+    Ok(subprotocol::Policy { allowed, required })
 }
 
 /// `--ssl` needs both `--sslcert` and `--sslkey`; those and `--sslca` need `--ssl` (a user

@@ -6,6 +6,7 @@ pub mod origin;
 pub mod output;
 mod readahead;
 pub mod session;
+pub mod subprotocol;
 pub mod transport;
 
 use crate::config::Launch;
@@ -110,6 +111,19 @@ pub async fn upgrade(
             return refusal.response();
         }
     };
+    let script = matches!(launch, Launch::Dir(_)).then_some(program.as_path());
+    let chosen_protocol =
+        match subprotocol::negotiate(&config.subprotocols, request.headers(), script) {
+            subprotocol::Choice::Chosen(chosen) => Some(chosen),
+            subprotocol::Choice::None => None,
+            subprotocol::Choice::Refused => {
+                scope.access(
+                    "session",
+                    "Unable to Upgrade: no offered subprotocol is served",
+                );
+                return subprotocol::refusal();
+            }
+        };
     let Some(slot) = state.forks.try_take() else {
         scope.error(
             "http",
@@ -142,18 +156,21 @@ pub async fn upgrade(
         unique_id: &id,
         headers: request.headers(),
     };
-    let env = environment::build(
+    let mut env = environment::build(
         &facts,
         &EnvSettings {
             passenv: &config.passenv,
             tls: connection.tls,
         },
     );
+    let mut response = handshake::switching_protocols(&accept, &config.headers);
+    if let Some(chosen) = &chosen_protocol {
+        subprotocol::apply(chosen, &mut response, &mut env);
+    }
     if logging::threshold() == Level::Debug {
         log_environment(&scope, &env);
     }
 
-    let response = handshake::switching_protocols(&accept, &config.headers);
     let launch = Launched {
         program,
         args,
