@@ -71,6 +71,7 @@ apt_get() {
 # --- Debian packages ----------------------------------------------------------------------
 
 packages=(chromium chromium-driver websocketd python3 python3-venv perl procps patch wrk openssl)
+packages+=(groff man-db zsh fish)  # issue 14: man page and shell completion tests
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

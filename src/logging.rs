@@ -26,6 +26,10 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every `--loglevel` value, least important first (shell completions offer these).
+    pub const NAMES: [&'static str; 7] =
+        ["debug", "trace", "access", "info", "error", "fatal", "none"];
+
     /// Parses a `--loglevel` value.
     pub fn parse(text: &str) -> Option<Level> {
         Some(match text {

@@ -1,9 +1,12 @@
 //! The command line: Go-style flag parsing, then the validation checks in upstream's order,
 //! producing either a [`Config`] or the exact output and exit code to finish with.
 
+mod completions;
 pub mod flags;
+pub mod generate;
 pub mod goflag;
 pub mod help;
+mod manpage;
 
 use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
@@ -50,6 +53,12 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     let name = help::program_name(argv.first().map(OsString::as_os_str));
     let usage = help::short_usage(&name);
     let args = argv.get(1..).unwrap_or_default();
+    if let Some(output) = generate::requested(args) {
+        return Err(match output {
+            Ok(output) => Exit::new(0, generate::render(output, &name), ""),
+            Err(message) => Exit::new(2, "", format!("{message}\n{usage}")),
+        });
+    }
     let parsed =
         goflag::parse(args).map_err(|message| Exit::new(2, "", format!("{message}\n{usage}")))?;
     if parsed.help {

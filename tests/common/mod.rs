@@ -636,3 +636,29 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Runs a command to completion within `timeout` (killed and reported as a failure past it)
+/// and returns its output; stdin is empty.
+pub fn run_bounded(command: &mut Command, timeout: Duration) -> std::process::Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {command:?}: {err}"));
+    let pid = child.id();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match result.recv_timeout(timeout) {
+        Ok(output) => output.unwrap_or_else(|err| panic!("{command:?}: {err}")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("{command:?} did not finish within {timeout:?}");
+        }
+    }
+}
