@@ -5,6 +5,7 @@
 use super::flags::{Kind, FLAGS};
 use super::generate::paragraph;
 use crate::environment::{self, EntryOrigin, EnvSettings, Peer, RequestFacts};
+use crate::ws::subprotocol;
 use hyper::header::{HeaderMap, HeaderValue};
 use std::ffi::OsString;
 
@@ -32,6 +33,7 @@ const VARIABLES: &[(&str, &str)] = &[
     ("REMOTE_PORT", "The client's source port; empty for Unix socket clients."),
     ("REQUEST_URI", "The path and query string of the request, as sent."),
     ("HTTPS", "on when the daemon speaks TLS (--ssl); absent otherwise."),
+    ("WEBSOCKET_PROTOCOL", "The subprotocol chosen from the client's offer with --subprotocol; absent when none was."),
 ];
 
 /// The sample request whose environment the page shows.
@@ -68,8 +70,10 @@ fn sample_environment() -> Vec<(String, String, EntryOrigin)> {
         passenv: &passenv,
         tls: true,
     };
-    environment::build(&facts, &settings)
-        .into_iter()
+    let mut env = environment::build(&facts, &settings);
+    let mut response = crate::http::response::plain(hyper::StatusCode::SWITCHING_PROTOCOLS, "");
+    subprotocol::apply("chat.v1", &mut response, &mut env);
+    env.into_iter()
         .map(|entry| {
             let value = entry.value.to_string_lossy().into_owned();
             (entry.name, value, entry.origin)
@@ -128,7 +132,8 @@ fn environment_section() -> String {
         "Each program gets these variables and no others from the daemon's own environment \
          (except those named by \\-\\-passenv). The examples are for a client at 192.0.2.10 \
          opening wss://example.com/chat/lobby?name=ada on a daemon started with \
-         \\-\\-ssl \\-\\-dir, whose directory holds a program named chat.\n",
+         \\-\\-ssl \\-\\-subprotocol=chat.v1 \\-\\-dir, whose directory holds a program \
+         named chat.\n",
     );
     let entries = sample_environment();
     for (name, value, origin) in &entries {
