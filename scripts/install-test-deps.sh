@@ -72,6 +72,7 @@ apt_get() {
 
 packages=(chromium chromium-driver websocketd python3 python3-venv perl procps patch wrk openssl)
 packages+=(groff man-db zsh fish)  # issue 14: man page and shell completion tests
+packages+=(gcc gawk)  # issue 12: --unbuffered tests compile a C program and run GNU awk
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

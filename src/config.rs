@@ -71,6 +71,8 @@ pub struct Config {
     pub binary: bool,
     /// `--passstderr`.
     pub pass_stderr: bool,
+    /// `--unbuffered`: the program's output goes to terminals instead of pipes.
+    pub unbuffered: bool,
     /// `--subprotocol` / `--subprotocolrequired`.
     pub subprotocols: crate::ws::subprotocol::Policy,
     /// `--reverselookup`.
@@ -108,6 +110,17 @@ impl Config {
             (0, false) => 80,
             (0, true) => 443,
             (port, _) => port,
+        }
+    }
+
+    /// Which of a WebSocket program's output streams are terminals: none, or with
+    /// `--unbuffered` stdout, and stderr too when it is forwarded (`--passstderr`).
+    pub fn output_terminals(&self) -> crate::process::pty::Streams {
+        use crate::process::pty::Streams;
+        match (self.unbuffered, self.pass_stderr) {
+            (false, _) => Streams::None,
+            (true, false) => Streams::Stdout,
+            (true, true) => Streams::StdoutAndStderr,
         }
     }
 

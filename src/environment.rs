@@ -186,6 +186,17 @@ pub fn build(facts: &RequestFacts<'_>, settings: &EnvSettings<'_>) -> Vec<Entry>
     env
 }
 
+/// Sets `name` to `value` as one of websocketd's own variables, replacing any earlier
+/// entry of that name (a `--passenv` or header one).
+pub fn set(env: &mut Vec<Entry>, name: &str, value: &str) {
+    env.retain(|entry| entry.name != name);
+    env.push(Entry {
+        name: name.to_string(),
+        value: value.into(),
+        origin: EntryOrigin::Standard,
+    });
+}
+
 /// `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`.
 pub fn header_variable(header: &str) -> String {
     let mut var = String::with_capacity(5 + header.len());

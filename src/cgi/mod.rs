@@ -189,6 +189,7 @@ fn spawn(
             .collect(),
         cwd: Some(dir),
         capture_stderr: false,
+        ptys: process::pty::Streams::None,
     })?;
     let stdin = launched
         .stdin

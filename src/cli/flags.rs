@@ -113,6 +113,12 @@ pub static FLAGS: &[Flag] = &[
         "Send the program's stderr to the client too; every line becomes\na JSON object {\"stream\":\"stdout|stderr\",\"data\":\"...\"}.\nCannot be combined with --binary.",
     ),
     flag(
+        "unbuffered",
+        Kind::Bool,
+        "",
+        "Give the program a terminal (raw mode, 80x24, TERM=dumb) as\nstdout, and as stderr with --passstderr, so it prints line by\nline instead of buffering; stdin stays a pipe.",
+    ),
+    flag(
         "subprotocol",
         Kind::Text,
         "LIST",

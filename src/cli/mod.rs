@@ -173,6 +173,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         passenv: snapshot_passenv(parsed.text("passenv").unwrap_or(DEFAULT_PASSENV)),
         binary: parsed.flag("binary"),
         pass_stderr: parsed.flag("passstderr"),
+        unbuffered: parsed.flag("unbuffered"),
         subprotocols,
         reverse_lookup: parsed.flag("reverselookup"),
         max_forks: usize::try_from(max_forks).ok().filter(|&n| n > 0),

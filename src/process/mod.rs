@@ -3,6 +3,7 @@
 
 pub mod ladder;
 pub mod lines;
+pub mod pty;
 pub mod reaper;
 pub mod spawner;
 
@@ -30,6 +31,8 @@ pub struct Launch<'a> {
     pub cwd: Option<&'a Path>,
     /// Pipe stderr to the daemon (true) or let it share the daemon's stderr (false).
     pub capture_stderr: bool,
+    /// Which output streams are terminals instead of pipes (`--unbuffered`).
+    pub ptys: pty::Streams,
 }
 
 /// A running program and the daemon's ends of its pipes.
@@ -39,9 +42,9 @@ pub struct Program {
     pub child: Child,
     /// Write end of its stdin; dropping it closes stdin.
     pub stdin: Option<pipe::Sender>,
-    /// Read end of its stdout.
+    /// Read end of its stdout (the daemon's side of its terminal with `--unbuffered`).
     pub stdout: pipe::Receiver,
-    /// Read end of its stderr, when captured.
+    /// Read end of its stderr, when captured (or the daemon's side of its terminal).
     pub stderr: Option<pipe::Receiver>,
 }
 
@@ -60,6 +63,7 @@ pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
                 .collect(),
             cwd: launch.cwd.map(|cwd| cwd.as_os_str().to_owned()),
             capture_stderr: launch.capture_stderr,
+            ptys: launch.ptys,
         };
         match spawner::spawn(&request) {
             Ok((pipes, child)) => (pipes.fds.into_iter(), child),
@@ -91,20 +95,6 @@ pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
 
 /// Starts the program here and returns its pipe ends in order (stdin, stdout, stderr).
 fn spawn_here_fds(launch: &Launch<'_>) -> io::Result<(std::vec::IntoIter<OwnedFd>, Child)> {
-    let (started, child) = spawn_here(launch)?;
-    let fds: Vec<OwnedFd> = [
-        started.stdin.map(OwnedFd::from),
-        started.stdout.map(OwnedFd::from),
-        started.stderr.map(OwnedFd::from),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    Ok((fds.into_iter(), child))
-}
-
-/// Starts the program as the daemon's own child (when the spawner helper is not running).
-fn spawn_here(launch: &Launch<'_>) -> io::Result<(std::process::Child, Child)> {
     let mut command = std::process::Command::new(launch.program);
     if let Some(arg0) = launch.arg0 {
         command.arg0(arg0);
@@ -116,15 +106,66 @@ fn spawn_here(launch: &Launch<'_>) -> io::Result<(std::process::Child, Child)> {
         .args(launch.args)
         .env_clear()
         .envs(launch.env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(if launch.capture_stderr {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        })
         .process_group(0);
-    reaper::spawn_local(&mut command)
+    let terminals = wire(&mut command, launch.capture_stderr, launch.ptys)?;
+    let (mut started, child) = reaper::spawn_local(&mut command)?;
+    // The command holds the program's side of any terminal: close it here, so the
+    // program's exit is seen as the end of its output.
+    drop(command);
+    Ok((daemon_ends(&mut started, terminals).into_iter(), child))
+}
+
+/// The daemon's sides of a program's terminals, opened before it starts.
+struct Terminals {
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+/// Wires a command's standard streams: stdin a pipe; stdout a pipe or a terminal; stderr a
+/// pipe, a terminal, or the daemon's own when not captured. Used by the daemon and by the
+/// spawner helper alike.
+fn wire(
+    command: &mut std::process::Command,
+    capture_stderr: bool,
+    ptys: pty::Streams,
+) -> io::Result<Terminals> {
+    command.stdin(Stdio::piped());
+    let mut terminals = Terminals {
+        stdout: None,
+        stderr: None,
+    };
+    if ptys.stdout() {
+        let opened = pty::open()?;
+        command.stdout(Stdio::from(opened.user));
+        terminals.stdout = Some(opened.controller);
+    } else {
+        command.stdout(Stdio::piped());
+    }
+    if !capture_stderr {
+        command.stderr(Stdio::inherit());
+    } else if ptys.stderr() {
+        let opened = pty::open()?;
+        command.stderr(Stdio::from(opened.user));
+        terminals.stderr = Some(opened.controller);
+    } else {
+        command.stderr(Stdio::piped());
+    }
+    Ok(terminals)
+}
+
+/// The daemon's ends of a started program's streams, in order: stdin, stdout, and stderr
+/// when captured.
+fn daemon_ends(started: &mut std::process::Child, terminals: Terminals) -> Vec<OwnedFd> {
+    let stdout = terminals
+        .stdout
+        .or_else(|| started.stdout.take().map(OwnedFd::from));
+    let stderr = terminals
+        .stderr
+        .or_else(|| started.stderr.take().map(OwnedFd::from));
+    [started.stdin.take().map(OwnedFd::from), stdout, stderr]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Our ends of fresh pipes only need O_NONBLOCK added (access mode is fixed by the pipe).

@@ -45,6 +45,8 @@ pub struct Request {
     pub cwd: Option<OsString>,
     /// Whether stderr is piped back (else shared with the daemon).
     pub capture_stderr: bool,
+    /// Which output streams are terminals (`--unbuffered`).
+    pub ptys: super::pty::Streams,
 }
 
 /// Pipe ends of a started program.
@@ -241,7 +243,8 @@ fn stop_leftovers() {
     signal_all(Signal::KILL);
 }
 
-fn start_program(request: &Request) -> io::Result<std::process::Child> {
+/// Starts a program; returns it with the daemon's ends of its streams.
+fn start_program(request: &Request) -> io::Result<(std::process::Child, Vec<OwnedFd>)> {
     let mut command = std::process::Command::new(&request.program);
     if let Some(arg0) = &request.arg0 {
         command.arg0(arg0);
@@ -253,22 +256,23 @@ fn start_program(request: &Request) -> io::Result<std::process::Child> {
         .args(&request.args)
         .env_clear()
         .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(if request.capture_stderr {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        })
         .process_group(0);
+    let terminals = super::wire(&mut command, request.capture_stderr, request.ptys)?;
     let mut live = live();
-    let child = command.spawn()?;
+    let mut child = command.spawn()?;
     live.insert(child.id());
     STARTED.notify_one();
-    Ok(child)
+    drop(live);
+    // Our copies of the program's terminal sides close with the command.
+    drop(command);
+    let fds = super::daemon_ends(&mut child, terminals);
+    Ok((child, fds))
 }
 
-fn send_reply(socket: &UnixStream, reply: io::Result<std::process::Child>) -> io::Result<()> {
+fn send_reply(
+    socket: &UnixStream,
+    reply: io::Result<(std::process::Child, Vec<OwnedFd>)>,
+) -> io::Result<()> {
     match reply {
         Err(err) => {
             let mut record = [1u8; 5];
@@ -276,17 +280,7 @@ fn send_reply(socket: &UnixStream, reply: io::Result<std::process::Child>) -> io
             record[1..].copy_from_slice(&errno.to_le_bytes());
             (&*socket).write_all(&record)
         }
-        Ok(mut child) => {
-            let mut fds: Vec<OwnedFd> = Vec::with_capacity(3);
-            if let Some(stdin) = child.stdin.take() {
-                fds.push(stdin.into());
-            }
-            if let Some(stdout) = child.stdout.take() {
-                fds.push(stdout.into());
-            }
-            if let Some(stderr) = child.stderr.take() {
-                fds.push(stderr.into());
-            }
+        Ok((child, fds)) => {
             let mut record = [0u8; 5];
             record[1..].copy_from_slice(&child.id().to_le_bytes());
             let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
@@ -361,6 +355,7 @@ pub fn encode(request: &Request) -> Vec<u8> {
         request.cwd.as_deref().map_or(b"", OsStr::as_bytes),
     );
     body.push(u8::from(request.capture_stderr));
+    body.push(request.ptys.encode());
     let mut out = (body.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(&body);
     out
@@ -420,6 +415,7 @@ pub fn decode(body: &[u8]) -> Option<Request> {
     let has_cwd = cursor.flag()?;
     let cwd = cursor.string()?;
     let capture_stderr = cursor.flag()?;
+    let ptys = super::pty::Streams::decode(cursor.take(1)?[0])?;
     Some(Request {
         program,
         arg0: has_arg0.then_some(arg0),
@@ -427,6 +423,7 @@ pub fn decode(body: &[u8]) -> Option<Request> {
         env,
         cwd: has_cwd.then_some(cwd),
         capture_stderr,
+        ptys,
     })
 }
 
@@ -443,6 +440,7 @@ mod tests {
             env: vec![("A".into(), "1".into()), ("EMPTY".into(), "".into())],
             cwd: Some("/tmp".into()),
             capture_stderr: true,
+            ptys: super::super::pty::Streams::StdoutAndStderr,
         };
         let encoded = encode(&request);
         assert_eq!(decode(&encoded[4..]), Some(request));

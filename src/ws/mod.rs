@@ -163,6 +163,9 @@ pub async fn upgrade(
             tls: connection.tls,
         },
     );
+    if config.unbuffered {
+        environment::set(&mut env, "TERM", "dumb");
+    }
     let mut response = handshake::switching_protocols(&accept, &config.headers);
     if let Some(chosen) = &chosen_protocol {
         subprotocol::apply(chosen, &mut response, &mut env);
@@ -218,6 +221,7 @@ async fn run_session(
             .collect(),
         cwd: None,
         capture_stderr: true,
+        ptys: config.output_terminals(),
     });
     match spawned {
         Err(err) => {

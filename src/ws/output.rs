@@ -64,6 +64,12 @@ impl Source {
                 false
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => true,
+            Err(err) if crate::process::pty::is_hangup(&err) => {
+                // A terminal's end of output: every byte written has been read.
+                self.eof = true;
+                scope.debug("process", &format!("Process {} closed", self.label()));
+                true
+            }
             Err(err) => {
                 scope.error(
                     "process",

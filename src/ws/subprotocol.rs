@@ -3,7 +3,7 @@
 //! order decides among those the server lists; in `--dir` mode a `SCRIPT.protocols` file
 //! beside a script replaces the list for that script.
 
-use crate::environment::{Entry, EntryOrigin};
+use crate::environment::{self, Entry};
 use crate::http::response::{plain, Body};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -117,12 +117,7 @@ pub fn apply(protocol: &str, response: &mut Response<Body>, env: &mut Vec<Entry>
             .headers_mut()
             .insert("sec-websocket-protocol", value);
     }
-    env.retain(|entry| entry.name != "WEBSOCKET_PROTOCOL");
-    env.push(Entry {
-        name: "WEBSOCKET_PROTOCOL".to_string(),
-        value: protocol.into(),
-        origin: EntryOrigin::Standard,
-    });
+    environment::set(env, "WEBSOCKET_PROTOCOL", protocol);
 }
 
 /// The refusal `--subprotocolrequired` answers.
