@@ -33,6 +33,7 @@ const VARIABLES: &[(&str, &str)] = &[
     ("REMOTE_PORT", "The client's source port; empty for Unix socket clients."),
     ("REQUEST_URI", "The path and query string of the request, as sent."),
     ("HTTPS", "on when the daemon speaks TLS (--ssl); absent otherwise."),
+    ("TERM", "dumb with --unbuffered, whose terminal understands no control sequences; absent otherwise."),
     ("WEBSOCKET_PROTOCOL", "The subprotocol chosen from the client's offer with --subprotocol; absent when none was."),
 ];
 
@@ -73,6 +74,7 @@ fn sample_environment() -> Vec<(String, String, EntryOrigin)> {
     let mut env = environment::build(&facts, &settings);
     let mut response = crate::http::response::plain(hyper::StatusCode::SWITCHING_PROTOCOLS, "");
     subprotocol::apply("chat.v1", &mut response, &mut env);
+    environment::set(&mut env, "TERM", crate::process::pty::TERM);
     env.into_iter()
         .map(|entry| {
             let value = entry.value.to_string_lossy().into_owned();

@@ -23,6 +23,10 @@ pub const COLUMNS: u16 = 80;
 /// Rows of every program's terminal.
 pub const ROWS: u16 = 24;
 
+/// `TERM` for a program with a terminal: one that understands no control sequences, so
+/// programs print plain lines (no colours, no cursor movement).
+pub const TERM: &str = "dumb";
+
 /// Which of the program's output streams are terminals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Streams {

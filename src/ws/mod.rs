@@ -164,7 +164,7 @@ pub async fn upgrade(
         },
     );
     if config.unbuffered {
-        environment::set(&mut env, "TERM", "dumb");
+        environment::set(&mut env, "TERM", process::pty::TERM);
     }
     let mut response = handshake::switching_protocols(&accept, &config.headers);
     if let Some(chosen) = &chosen_protocol {
