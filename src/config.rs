@@ -1,7 +1,7 @@
 //! The validated configuration the server runs with. Built once from the command line by
 //! `cli`, then shared read-only by every connection.
 
-use crate::logging::Level;
+use crate::logging::{Format, Level};
 use crate::ws::origin::OriginPolicy;
 use hyper::header::{HeaderName, HeaderValue};
 use std::ffi::OsString;
@@ -89,6 +89,10 @@ pub struct Config {
     pub headers: CustomHeaders,
     /// `--loglevel`.
     pub log_level: Level,
+    /// `--logformat`.
+    pub log_format: Format,
+    /// `--metrics`: where the metrics and health listener binds (`HOST:PORT`, checked).
+    pub metrics: Option<String>,
     /// `--ssl`: every listener speaks TLS.
     pub tls: Option<TlsFiles>,
     /// `--unixsocket`.

@@ -16,6 +16,7 @@ fn main() {
         }
     };
     logging::set_threshold(config.log_level);
+    logging::set_format(config.log_format);
     if config.launch.is_some() || config.cgi_dir.is_some() {
         // Started while the daemon holds few descriptors; programs are spawned from it.
         if let Err(err) = process::spawner::start() {

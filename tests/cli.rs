@@ -7,25 +7,7 @@ use common::*;
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(binary())
-        .args(args)
-        .current_dir(root())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Every case here exits by itself; bound it anyway.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("websocketd {args:?} did not exit");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    run_to_exit(&root(), args)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -12,6 +12,9 @@ pub enum Kind {
     Uint,
     /// Free text; the last occurrence wins.
     Text,
+    /// A comma separated list given as one text (last occurrence wins); a configuration
+    /// file may also write it as an array of strings.
+    List,
     /// Free text; every occurrence is kept, in order.
     Repeated,
 }
@@ -84,7 +87,7 @@ pub static FLAGS: &[Flag] = &[
     ),
     flag(
         "origin",
-        Kind::Text,
+        Kind::List,
         "LIST",
         "Comma separated list of origins allowed to open WebSockets:\nhost, host:port or scheme://host:port. Default: any origin.",
     ),
@@ -96,7 +99,7 @@ pub static FLAGS: &[Flag] = &[
     ),
     flag(
         "passenv",
-        Kind::Text,
+        Kind::List,
         "LIST",
         "Comma separated names of this daemon's environment variables\nto hand to every program. Default: PATH,LD_LIBRARY_PATH.",
     ),
@@ -213,6 +216,24 @@ pub static FLAGS: &[Flag] = &[
         Kind::Text,
         "LEVEL",
         "Least important log level printed: debug, trace, access, info,\nerror, fatal. Default: access.",
+    ),
+    flag(
+        "logformat",
+        Kind::Text,
+        "FORMAT",
+        "How log lines are written: text (the classic lines), json (one\nobject per line) or journal (syslog priority prefixes and no\ntimestamp, for systemd's journal). Default: text.",
+    ),
+    flag(
+        "metrics",
+        Kind::Text,
+        "HOST:PORT",
+        "Also listen on HOST:PORT (plain HTTP) for /metrics (Prometheus\ntext format) and /healthz (200 while serving, 503 while\nshutting down).",
+    ),
+    flag(
+        "config",
+        Kind::Text,
+        "FILE",
+        "Read settings from a TOML file: every option under its own name\n(port = 8080, origin = [\"a.example\"]), the program as\ncommand = [\"COMMAND\", \"arg\"]. The command line overrides it.",
     ),
     flag("version", Kind::Bool, "", "Print the version and exit."),
     flag("license", Kind::Bool, "", "Print the license and exit."),

@@ -132,7 +132,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, String> {
         let value = match flag.kind {
             Kind::Int => Value::Int(parse_int(&text).map_err(|e| invalid(e.as_str()))?),
             Kind::Uint => Value::Uint(parse_uint(&text).map_err(|e| invalid(e.as_str()))?),
-            Kind::Text => Value::Text(text),
+            Kind::Text | Kind::List => Value::Text(text),
             Kind::Repeated => {
                 if let Some(Value::List(items)) = parsed.values.get_mut(flag.name) {
                     items.push(text);

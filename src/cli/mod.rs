@@ -2,6 +2,7 @@
 //! producing either a [`Config`] or the exact output and exit code to finish with.
 
 mod completions;
+pub mod file;
 pub mod flags;
 pub mod generate;
 pub mod goflag;
@@ -10,7 +11,7 @@ mod manpage;
 
 use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
-use crate::logging::{self, Level};
+use crate::logging::{self, Format, Level};
 use crate::ws::origin::OriginPolicy;
 use crate::ws::subprotocol;
 use hyper::header::{HeaderName, HeaderValue};
@@ -59,13 +60,18 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
             Err(message) => Exit::new(2, "", format!("{message}\n{usage}")),
         });
     }
-    let parsed =
+    let mut parsed =
         goflag::parse(args).map_err(|message| Exit::new(2, "", format!("{message}\n{usage}")))?;
     if parsed.help {
         return Err(Exit::new(0, "", help::full_help(&name)));
     }
     if args.is_empty() {
         return Err(Exit::new(1, "Command line arguments are missing.\n", usage));
+    }
+    if let Some(path) = parsed.text("config").map(str::to_owned) {
+        let settings =
+            file::load(&path).map_err(|err| Exit::new(1, "", format!("{}\n{usage}", err.0)))?;
+        file::merge(&mut parsed, settings);
     }
     if parsed.flag("version") {
         return Err(Exit::new(0, help::version_line(&name), ""));
@@ -83,7 +89,21 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
             )
         })?,
     };
+    let log_format = match parsed.text("logformat") {
+        None => Format::Text,
+        Some(text) => Format::parse(text).ok_or_else(|| {
+            Exit::new(
+                1,
+                format!("Incorrect logformat flag '{text}'. Use --help to see allowed values.\n"),
+                usage.clone(),
+            )
+        })?,
+    };
     let fail = |message: String| Exit::new(1, "", format!("{message}\n{usage}"));
+    let metrics = parsed
+        .text("metrics")
+        .map(|address| metrics_address(address).map_err(&fail))
+        .transpose()?;
     let tls = tls_files(&parsed)?;
     if parsed.flag("binary") && parsed.flag("passstderr") {
         return Err(Exit::new(
@@ -144,6 +164,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     for (conflict, flag) in [(static_dir, "--staticdir"), (cgi_dir, "--cgidir")] {
         if dev_console && conflict.is_some() {
             let line = logging::format_line(
+                log_format,
                 Level::Fatal,
                 "server",
                 &format!("Invalid parameters: --devconsole cannot be used with {flag}. Pick one."),
@@ -182,6 +203,8 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         max_message: usize::try_from(max_message).ok().filter(|&n| n > 0),
         headers,
         log_level,
+        log_format,
+        metrics,
         tls,
         unix_socket: parsed
             .text("unixsocket")
@@ -214,6 +237,19 @@ fn subprotocol_policy(
         );
     }
     Ok(subprotocol::Policy { allowed, required })
+}
+
+/// `--metrics=HOST:PORT`: a host (an IPv6 address in brackets) and a port number are both
+/// required, so the metrics listener never lands on every interface by accident.
+fn metrics_address(address: &str) -> Result<String, String> {
+    let (host, port) = crate::hostport::split(address)
+        .map_err(|err| format!("invalid --metrics address: {}", err.message(address)))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!(
+            "invalid --metrics address '{address}': expected HOST:PORT, e.g. 127.0.0.1:9100"
+        ));
+    }
+    Ok(address.to_string())
 }
 
 /// `--ssl` needs both `--sslcert` and `--sslkey`; those and `--sslca` need `--ssl` (a user

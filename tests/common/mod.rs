@@ -246,6 +246,30 @@ impl Drop for Server {
     }
 }
 
+/// Runs websocketd with exactly `args` in `cwd` until it exits by itself (bounded by
+/// [`DEADLINE`]), for command lines that end before serving.
+pub fn run_to_exit(cwd: &Path, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("websocketd {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Sends `request` to 127.0.0.1:`port`, reads until the server closes (bounded).
 pub fn raw_request(port: u16, request: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();

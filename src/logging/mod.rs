@@ -1,7 +1,13 @@
-//! websocketd's log: one line per event on stdout, in the format monitoring scripts grep for:
-//! `TIMESTAMP | LEVEL  | CATEGORY   | key:'value' ... | MESSAGE`.
+//! websocketd's log: one line per event on stdout. The event (level, category, the
+//! associations of its request or session, message) is the same whatever the format; one
+//! formatter per `--logformat` turns it into a line: `text` (upstream's
+//! `TIMESTAMP | LEVEL  | CATEGORY   | key:'value' ... | MESSAGE`), `json` (one object per line)
+//! and `journal` (syslog priority prefixes for journald).
 
-use std::fmt::Write as _;
+mod journal;
+mod json;
+mod text;
+
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -44,6 +50,7 @@ impl Level {
         })
     }
 
+    /// The padded upper-case name the text format prints.
     fn label(self) -> &'static str {
         match self {
             Level::Debug => "DEBUG ",
@@ -53,6 +60,19 @@ impl Level {
             Level::Error => "ERROR ",
             Level::Fatal => "FATAL ",
             Level::None => "NONE  ",
+        }
+    }
+
+    /// The lower-case name, as `--loglevel` takes it (the JSON `level` field).
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Trace => "trace",
+            Level::Access => "access",
+            Level::Info => "info",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+            Level::None => "none",
         }
     }
 
@@ -69,7 +89,49 @@ impl Level {
     }
 }
 
+/// How log lines are written (`--logformat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Upstream's `TIMESTAMP | LEVEL | CATEGORY | associations | MESSAGE` lines.
+    Text = 0,
+    /// One JSON object per line, every association its own field.
+    Json = 1,
+    /// The text line without our timestamp, after a `<N>` syslog priority, for journald.
+    Journal = 2,
+}
+
+impl Format {
+    /// Parses a `--logformat` value.
+    pub fn parse(text: &str) -> Option<Format> {
+        Some(match text {
+            "text" => Format::Text,
+            "json" => Format::Json,
+            "journal" => Format::Journal,
+            _ => return None,
+        })
+    }
+
+    fn from_u8(value: u8) -> Format {
+        match value {
+            1 => Format::Json,
+            2 => Format::Journal,
+            _ => Format::Text,
+        }
+    }
+}
+
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Access as u8);
+static FORMAT: AtomicU8 = AtomicU8::new(Format::Text as u8);
+
+/// Sets how lines are written from now on.
+pub fn set_format(format: Format) {
+    FORMAT.store(format as u8, Ordering::Relaxed);
+}
+
+/// The configured format.
+pub fn format() -> Format {
+    Format::from_u8(FORMAT.load(Ordering::Relaxed))
+}
 
 /// Sets the least important level that is printed.
 pub fn set_threshold(level: Level) {
@@ -115,24 +177,24 @@ impl Scope {
         let _ = out.flush();
     }
 
-    /// The line as printed, with its newline.
+    /// The line as printed in the configured format, with its newline.
     fn format(&self, level: Level, category: &str, message: &str) -> String {
-        let mut line = String::with_capacity(96 + message.len());
-        let _ = write!(
-            line,
-            "{} | {} | {:<10} | ",
-            timestamp(),
-            level.label(),
-            category
-        );
-        for (i, (key, value)) in self.pairs.iter().enumerate() {
-            if i > 0 {
-                line.push(' ');
-            }
-            let _ = write!(line, "{key}:'{value}'");
+        self.format_as(format(), level, category, message)
+    }
+
+    fn format_as(&self, format: Format, level: Level, category: &str, message: &str) -> String {
+        let event = Event {
+            level,
+            category,
+            pairs: &self.pairs,
+            message,
+        };
+        let mut line = String::with_capacity(128 + message.len());
+        match format {
+            Format::Text => text::write(&mut line, &event),
+            Format::Json => json::write(&mut line, &event),
+            Format::Journal => journal::write(&mut line, &event),
         }
-        line.push_str(" | ");
-        line.push_str(message);
         line.push('\n');
         line
     }
@@ -153,22 +215,23 @@ impl Scope {
     }
 }
 
-/// A server line (no associations) as it would be printed, for output that must be
-/// written before logging is set up.
-pub fn format_line(level: Level, category: &str, message: &str) -> String {
-    Scope::new().format(level, category, message)
+/// One log event, as every formatter receives it.
+struct Event<'a> {
+    level: Level,
+    category: &'a str,
+    pairs: &'a [(&'static str, String)],
+    message: &'a str,
+}
+
+/// A server line (no associations) as it would be printed in `format`, for output that
+/// must be written before logging is set up.
+pub fn format_line(format: Format, level: Level, category: &str, message: &str) -> String {
+    Scope::new().format_as(format, level, category, message)
 }
 
 /// Prints a server line (no associations).
 pub fn server(level: Level, message: &str) {
     Scope::new().log(level, "server", message);
-}
-
-/// RFC 1123 with a numeric zone, in local time: `Sat, 21 Nov 2026 04:19:45 +0000`.
-fn timestamp() -> String {
-    chrono::Local::now()
-        .format("%a, %d %b %Y %H:%M:%S %z")
-        .to_string()
 }
 
 #[cfg(test)]
@@ -188,11 +251,13 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_shape() {
-        let stamp = timestamp();
-        // "Sat, 21 Nov 2026 04:19:45 +0000"
-        assert_eq!(stamp.len(), 31, "{stamp}");
-        assert_eq!(&stamp[3..5], ", ");
-        assert!(stamp[26..].starts_with('+') || stamp[26..].starts_with('-'));
+    fn formats_parse() {
+        assert_eq!(Format::parse("text"), Some(Format::Text));
+        assert_eq!(Format::parse("json"), Some(Format::Json));
+        assert_eq!(Format::parse("journal"), Some(Format::Journal));
+        assert_eq!(Format::parse("JSON"), None);
+        for format in [Format::Text, Format::Json, Format::Journal] {
+            assert_eq!(Format::from_u8(format as u8), format);
+        }
     }
 }
