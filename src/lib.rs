@@ -10,6 +10,7 @@ pub mod forks;
 pub mod hostport;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod process;
 pub mod router;
 pub mod scriptdir;

@@ -5,6 +5,7 @@
 use crate::http::response::{self, add_headers, full, plain, Body};
 use crate::http::{path, static_files};
 use crate::logging::Scope;
+use crate::metrics::{self, Handler};
 use crate::state::AppState;
 use crate::ws::{self, handshake, Connection, UpgradeRequest};
 use hyper::body::Incoming;
@@ -68,7 +69,9 @@ pub async fn route(
             host,
             path: decoded,
         };
-        return ws::upgrade(upgrade, &state, &connection, scope).await;
+        let response = ws::upgrade(upgrade, &state, &connection, scope).await;
+        metrics::upgrade_answered(response.status().as_u16(), connection.accepted);
+        return response;
     }
 
     let mut response = serve_content(
@@ -102,13 +105,16 @@ async fn serve_content(
     let config = &state.config;
     if config.dev_console {
         scope.access("http", "DEVCONSOLE");
-        return crate::devconsole::serve(
-            request.method(),
-            request.headers(),
-            host,
-            target,
-            connection.tls,
-            state.started,
+        return counted(
+            Handler::Console,
+            crate::devconsole::serve(
+                request.method(),
+                request.headers(),
+                host,
+                target,
+                connection.tls,
+                state.started,
+            ),
         );
     }
     let mut request = request;
@@ -120,13 +126,13 @@ async fn serve_content(
             forks: &state.forks,
         };
         match crate::cgi::serve(cgi_dir, request, path, &context, scope).await {
-            crate::cgi::CgiOutcome::Response(response) => return response,
+            crate::cgi::CgiOutcome::Response(response) => return counted(Handler::Cgi, response),
             crate::cgi::CgiOutcome::NotCgi(unused) => request = unused,
         }
     }
     if let Some(static_dir) = &config.static_dir {
         scope.access("http", "STATIC");
-        return static_files::serve(
+        let response = static_files::serve(
             static_dir,
             request.method(),
             request.headers(),
@@ -134,9 +140,19 @@ async fn serve_content(
             request.uri().query(),
         )
         .await;
+        return counted(Handler::Static, response);
     }
     scope.access("http", "NOT FOUND");
-    plain(StatusCode::NOT_FOUND, "404 page not found")
+    counted(
+        Handler::None,
+        plain(StatusCode::NOT_FOUND, "404 page not found"),
+    )
+}
+
+/// Counts a plain HTTP answer in the metrics and passes it on.
+fn counted(handler: Handler, response: Response<Body>) -> Response<Body> {
+    metrics::http_answered(handler, response.status().as_u16());
+    response
 }
 
 /// A 400 answered the way Go's server does: plain text, then the connection is closed.

@@ -82,6 +82,7 @@ impl SessionTracker {
     /// Registers a session.
     pub fn enter(&self) -> SessionGuard {
         self.inner.active.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::session_started();
         SessionGuard {
             inner: self.inner.clone(),
         }
@@ -103,6 +104,7 @@ impl SessionTracker {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        crate::metrics::session_ended();
         if self.inner.active.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.inner.idle.notify_waiters();
         }

@@ -51,6 +51,10 @@ pub struct Program {
 /// Starts a program in a new process group with exactly the given environment, through
 /// the spawner helper when it runs.
 pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
+    start(launch).inspect_err(|_| crate::metrics::spawn_failed())
+}
+
+fn start(launch: Launch<'_>) -> io::Result<Program> {
     let (mut fds, child) = if spawner::available() {
         let request = spawner::Request {
             program: launch.program.as_os_str().to_owned(),

@@ -80,6 +80,7 @@ pub fn register<T>(start: impl FnOnce() -> io::Result<(u32, T)>) -> io::Result<(
     let (sender, receiver) = oneshot::channel();
     waiting.insert(pid, sender);
     drop(waiting);
+    crate::metrics::program_started();
     table.children_exist.notify_one();
     Ok((
         started,
@@ -94,13 +95,16 @@ pub fn register<T>(start: impl FnOnce() -> io::Result<(u32, T)>) -> io::Result<(
 /// Hands a reaped program's raw wait status to its waiter.
 pub fn deliver(pid: u32, raw_status: i32) {
     if let Some(sender) = lock(table()).remove(&pid) {
+        crate::metrics::program_ended();
         let _ = sender.send(ExitStatus::from_raw(raw_status));
     }
 }
 
 /// Fails the wait for `pid`: its status will never arrive (whoever reaps it is gone).
 pub fn abandon(pid: u32) {
-    lock(table()).remove(&pid);
+    if lock(table()).remove(&pid).is_some() {
+        crate::metrics::program_ended();
+    }
 }
 
 /// Starts `command` as our own child; its status comes from a thread waiting for any

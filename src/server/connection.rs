@@ -10,7 +10,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
@@ -49,11 +49,12 @@ impl Served {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let accepted = Instant::now();
         match self.acceptor.clone() {
-            None => self.serve_http(stream, peer, false).await,
+            None => self.serve_http(stream, peer, false, accepted).await,
             Some(acceptor) => {
                 match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => self.serve_http(tls, peer, true).await,
+                    Ok(Ok(tls)) => self.serve_http(tls, peer, true, accepted).await,
                     Ok(Err(err)) => tls_handshake_failed(&peer, &err.to_string()),
                     Err(_) => tls_handshake_failed(&peer, "handshake timed out"),
                 }
@@ -61,11 +62,15 @@ impl Served {
         }
     }
 
-    async fn serve_http<S>(self, stream: S, peer: Peer, tls: bool)
+    async fn serve_http<S>(self, stream: S, peer: Peer, tls: bool, accepted: Instant)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let connection = Arc::new(Connection { peer, tls });
+        let connection = Arc::new(Connection {
+            peer,
+            tls,
+            accepted,
+        });
         let state = self.state.clone();
         let service = service_fn(move |request| {
             let state = state.clone();

@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod listen;
+mod observe;
 mod redirect;
 mod tls;
 
@@ -59,6 +60,13 @@ pub async fn run(config: Config) -> i32 {
         },
         None => None,
     };
+    let monitoring = match &config.metrics {
+        Some(address) => match observe::start(address).await {
+            Ok(listener) => Some(listener),
+            Err(message) => return fail(message),
+        },
+        None => None,
+    };
     let acceptor = match &config.tls {
         Some(files) => match tls::acceptor(&files.cert, &files.key, files.ca.as_deref()) {
             Ok(acceptor) => {
@@ -85,6 +93,9 @@ pub async fn run(config: Config) -> i32 {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState::new(config, shutdown_rx));
     let served = Served::new(state.clone(), acceptor);
+    if let Some(listener) = monitoring {
+        tokio::spawn(observe::serve(listener, state.shutdown.clone()));
+    }
     for listener in tcp {
         tokio::spawn(accept_loop(listener, served.clone()));
     }
@@ -176,6 +187,7 @@ async fn accept_loop<L: Accept>(listener: L, served: Served) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                crate::metrics::connection_accepted();
                 tokio::spawn(served.clone().serve(stream, peer));
             }
             Err(err) => accept_failed(err).await,

@@ -30,6 +30,8 @@ pub struct Connection {
     pub peer: Peer,
     /// Whether the connection is encrypted.
     pub tls: bool,
+    /// When it was accepted (the upgrade-time histogram starts there).
+    pub accepted: std::time::Instant,
 }
 
 /// The parts of a request the upgrade needs, already read by the router.

@@ -109,6 +109,7 @@ impl Sender {
 
     /// Queues a text message; the bytes are sent as they are. Call after [`Sender::ready`].
     pub fn queue_text(&mut self, payload: Bytes) -> Result<(), Closed> {
+        crate::metrics::message_out(payload.len());
         let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
         self.sink
             .start_send_unpin(Message::Frame(frame))
@@ -117,6 +118,7 @@ impl Sender {
 
     /// Queues a binary message. Call after [`Sender::ready`].
     pub fn queue_binary(&mut self, payload: Bytes) -> Result<(), Closed> {
+        crate::metrics::message_out(payload.len());
         self.sink
             .start_send_unpin(Message::Binary(payload))
             .map_err(|_| Closed)
@@ -145,6 +147,7 @@ impl Sender {
             .send(Message::Close(Some(frame)))
             .await
             .map_err(|_| Closed)
+            .inspect(|()| crate::metrics::close_sent(code))
     }
 }
 
@@ -154,8 +157,14 @@ impl Receiver {
         match self.stream.next().await {
             None => Incoming::Gone,
             Some(Ok(message)) => match message {
-                Message::Text(text) => Incoming::Text(Bytes::from(text)),
-                Message::Binary(data) => Incoming::Binary(data),
+                Message::Text(text) => {
+                    crate::metrics::message_in(text.len());
+                    Incoming::Text(Bytes::from(text))
+                }
+                Message::Binary(data) => {
+                    crate::metrics::message_in(data.len());
+                    Incoming::Binary(data)
+                }
                 Message::Ping(_) => Incoming::Ping,
                 Message::Pong(_) => Incoming::Pong,
                 Message::Close(frame) => Incoming::Close(frame.map(|f| u16::from(f.code))),
