@@ -123,7 +123,7 @@ pub static FLAGS: &[Flag] = &[
     ),
     flag(
         "subprotocol",
-        Kind::Text,
+        Kind::List,
         "LIST",
         "Comma separated WebSocket subprotocols the program speaks. The\nfirst one the client offers (in its order) is answered in the\nupgrade and given to the program as WEBSOCKET_PROTOCOL. With\n--dir, a SCRIPT.protocols file (one per line) replaces LIST\nfor that script.",
     ),
@@ -256,6 +256,19 @@ mod tests {
             for b in &FLAGS[i + 1..] {
                 assert_ne!(a.name, b.name);
             }
+        }
+    }
+
+    #[test]
+    fn comma_lists_are_list_flags() {
+        // So a configuration file may write them as arrays.
+        for flag in FLAGS {
+            assert_eq!(
+                flag.value_name == "LIST",
+                flag.kind == Kind::List,
+                "{}",
+                flag.name
+            );
         }
     }
 
