@@ -71,6 +71,8 @@ pub struct Config {
     pub binary: bool,
     /// `--passstderr`.
     pub pass_stderr: bool,
+    /// `--once`: serve one WebSocket session, then exit with its program's status.
+    pub once: bool,
     /// `--unbuffered`: the program's output goes to terminals instead of pipes.
     pub unbuffered: bool,
     /// `--subprotocol` / `--subprotocolrequired`.

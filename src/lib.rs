@@ -11,6 +11,7 @@ pub mod hostport;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod once;
 pub mod process;
 pub mod router;
 pub mod scriptdir;

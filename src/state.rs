@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::forks::ForkLimiter;
+use crate::once::OnceGate;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +20,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Running sessions.
     pub sessions: SessionTracker,
+    /// `--once`: the single session's place and its outcome.
+    pub once: OnceGate,
     /// When the server started (the console page's Last-Modified).
     pub started: SystemTime,
     last_id: AtomicU64,
@@ -29,6 +32,7 @@ impl AppState {
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> AppState {
         AppState {
             forks: ForkLimiter::new(config.max_forks),
+            once: OnceGate::new(config.once),
             config,
             shutdown,
             sessions: SessionTracker::default(),

@@ -116,6 +116,12 @@ pub static FLAGS: &[Flag] = &[
         "Send the program's stderr to the client too; every line becomes\na JSON object {\"stream\":\"stdout|stderr\",\"data\":\"...\"}.\nCannot be combined with --binary.",
     ),
     flag(
+        "once",
+        Kind::Bool,
+        "",
+        "Serve one WebSocket session, then shut down and exit with its\nprogram's exit status (128+N after signal N). Further upgrades\nget 503 while it runs; plain HTTP content is still served.",
+    ),
+    flag(
         "unbuffered",
         Kind::Bool,
         "",

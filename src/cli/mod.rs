@@ -179,6 +179,11 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     }
 
     let subprotocols = subprotocol_policy(&parsed, launch.as_ref()).map_err(fail)?;
+    if parsed.flag("once") && launch.is_none() {
+        return Err(fail(
+            "--once needs a WebSocket program: COMMAND or --dir".into(),
+        ));
+    }
     let headers = CustomHeaders {
         all: parse_headers(parsed.list("header")),
         ws: parse_headers(parsed.list("header-ws")),
@@ -194,6 +199,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         passenv: snapshot_passenv(parsed.text("passenv").unwrap_or(DEFAULT_PASSENV)),
         binary: parsed.flag("binary"),
         pass_stderr: parsed.flag("passstderr"),
+        once: parsed.flag("once"),
         unbuffered: parsed.flag("unbuffered"),
         subprotocols,
         reverse_lookup: parsed.flag("reverselookup"),

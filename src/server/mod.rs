@@ -127,6 +127,7 @@ pub async fn run(config: Config) -> i32 {
     let first = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
+        () = state.once.ended() => "the end of the --once session",
     };
     logging::server(
         Level::Info,
@@ -137,7 +138,7 @@ pub async fn run(config: Config) -> i32 {
         let _ = std::fs::remove_file(path);
     }
     tokio::select! {
-        () = state.sessions.wait_idle() => 0,
+        () = state.sessions.wait_idle() => state.once.exit_code().unwrap_or(0),
         _ = terminate.recv() => 128 + 15,
         _ = interrupt.recv() => 128 + 2,
     }

@@ -182,13 +182,26 @@ pub async fn upgrade(
         env,
         slot,
     };
+    if !state.once.claim() {
+        scope.access(
+            "session",
+            "Unable to Upgrade: the --once session is running",
+        );
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable");
+    }
     let on_upgrade = hyper::upgrade::on(request);
     let state = state.clone();
     let guard = state.sessions.enter();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run_session(upgraded, launch, &state, scope).await,
-            Err(err) => scope.debug("websocket", &format!("Upgrade failed: {err}")),
+            Ok(upgraded) => {
+                let status = run_session(upgraded, launch, &state, scope).await;
+                state.once.finish(status);
+            }
+            Err(err) => {
+                state.once.release();
+                scope.debug("websocket", &format!("Upgrade failed: {err}"));
+            }
         }
         drop(guard);
     });
@@ -203,12 +216,13 @@ struct Launched {
     slot: ForkSlot,
 }
 
+/// Runs the session; returns its program's exit status when it was reaped.
 async fn run_session(
     upgraded: hyper::upgrade::Upgraded,
     launch: Launched,
     state: &Arc<AppState>,
     mut scope: Scope,
-) {
+) -> Option<std::process::ExitStatus> {
     let config = &state.config;
     let (mut tx, rx) = transport::accept(upgraded, config.max_message).await;
     scope.access("session", "CONNECT");
@@ -225,7 +239,7 @@ async fn run_session(
         capture_stderr: true,
         ptys: config.output_terminals(),
     });
-    match spawned {
+    let status = match spawned {
         Err(err) => {
             let mut command = launch.program.to_string_lossy().into_owned();
             for arg in &launch.args {
@@ -241,6 +255,7 @@ async fn run_session(
                 tx.close(1011, "could not launch program"),
             )
             .await;
+            None
         }
         Ok(program) => {
             scope.associate("pid", program.child.id().to_string());
@@ -251,11 +266,12 @@ async fn run_session(
                 ping_ms: config.ping_ms,
                 close_ms: config.close_ms,
             };
-            session::run(tx, rx, program, settings, &scope, state.shutdown.clone()).await;
+            session::run(tx, rx, program, settings, &scope, state.shutdown.clone()).await
         }
-    }
+    };
     scope.access("session", "DISCONNECT");
     drop(launch.slot);
+    status
 }
 
 /// `REMOTE_HOST`: the client address, or its DNS name with `--reverselookup`.

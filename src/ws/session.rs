@@ -95,7 +95,8 @@ impl PongClock {
     }
 }
 
-/// Runs a session to its end. The program is stopped and reaped before this returns.
+/// Runs a session to its end. The program is stopped and reaped before this returns;
+/// returns its exit status when it was reaped.
 pub async fn run(
     mut tx: Sender,
     mut rx: Receiver,
@@ -103,7 +104,7 @@ pub async fn run(
     settings: SessionSettings,
     scope: &Scope,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Option<std::process::ExitStatus> {
     let Program {
         mut child,
         mut stdin,
@@ -215,6 +216,7 @@ pub async fn run(
         "websocket",
         "Terminated websocket connection",
     );
+    status
 }
 
 /// Runs the termination ladder while the output relay keeps draining the program's pipes
