@@ -6,10 +6,11 @@ use hyper::HeaderMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-/// `SERVER_SOFTWARE` and the `--version` text: `websocketd/0.5.0 (rustc 1.95.0 linux-x86_64) --`.
+/// `SERVER_SOFTWARE` and the `--version` text: `0.5.0 (rustc 1.95.0 linux-x86_64)`. Go ends it
+/// with a dangling ` --`; we do not.
 pub fn version_string() -> String {
     format!(
-        "{} (rustc {} {}-{}) --",
+        "{} (rustc {} {}-{})",
         env!("CARGO_PKG_VERSION"),
         env!("WEBSOCKETD_RUSTC_VERSION"),
         std::env::consts::OS,

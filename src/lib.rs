@@ -7,6 +7,7 @@ pub mod config;
 pub mod devconsole;
 pub mod environment;
 pub mod forks;
+pub mod hints;
 pub mod hostport;
 pub mod http;
 pub mod logging;

@@ -2,7 +2,7 @@
 //! handler: Go-compatible request checks and path normalisation first, then the WebSocket
 //! upgrade, then plain HTTP content (console, CGI, static files), then 404.
 
-use crate::http::response::{self, add_headers, full, plain, Body};
+use crate::http::response::{self, add_headers, full, Body};
 use crate::http::{path, static_files};
 use crate::logging::Scope;
 use crate::metrics::{self, Handler};
@@ -143,10 +143,7 @@ async fn serve_content(
         return counted(Handler::Static, response);
     }
     scope.access("http", "NOT FOUND");
-    counted(
-        Handler::None,
-        plain(StatusCode::NOT_FOUND, "404 page not found"),
-    )
+    counted(Handler::None, crate::hints::not_found(request.headers()))
 }
 
 /// Counts a plain HTTP answer in the metrics and passes it on.

@@ -94,7 +94,7 @@ mod tests {
         let line = version_line("websocketd");
         assert!(line.starts_with("websocketd "));
         assert!(line.contains("(rustc "));
-        assert!(line.trim_end().ends_with(") --"));
+        assert!(line.trim_end().ends_with(')'), "{line}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod manpage;
 
 use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
+use crate::hints;
 use crate::logging::{self, Format, Level};
 use crate::ws::origin::OriginPolicy;
 use crate::ws::subprotocol;
@@ -60,8 +61,9 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
             Err(message) => Exit::new(2, "", format!("{message}\n{usage}")),
         });
     }
-    let mut parsed =
-        goflag::parse(args).map_err(|message| Exit::new(2, "", format!("{message}\n{usage}")))?;
+    let mut parsed = goflag::parse(args).map_err(|message| {
+        Exit::new(2, "", format!("{message}\n{}{usage}", flag_hint(&message)))
+    })?;
     if parsed.help {
         return Err(Exit::new(0, "", help::full_help(&name)));
     }
@@ -128,17 +130,26 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     let launch = if let Some((command, args)) = parsed.command.split_first() {
         let program = look_path(command).ok_or_else(|| {
             fail(format!(
-                "unable to locate specified COMMAND '{}' in OS path",
-                command.to_string_lossy()
+                "unable to locate specified COMMAND '{}' in OS path\n{}",
+                command.to_string_lossy(),
+                hints::command_not_found(command)
             ))
         })?;
+        if let Some(problem) = hints::interpreter_problem(&program) {
+            return Err(fail(problem));
+        }
         Some(Launch::Command {
             program,
             args: args.to_vec(),
         })
     } else if let Some(dir) = dir {
         match std::fs::metadata(dir) {
-            Err(_) => return Err(fail(format!("could not find your script dir '{dir}'"))),
+            Err(_) => {
+                return Err(fail(format!(
+                    "could not find your script dir '{dir}'\n{}",
+                    hints::missing_dir("--dir", dir)
+                )))
+            }
             Ok(meta) if !meta.is_dir() => {
                 return Err(fail(format!(
                     "did you mean to specify COMMAND instead of --dir '{dir}'?"
@@ -152,12 +163,14 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     let is_dir = |dir: &str| std::fs::metadata(dir).is_ok_and(|meta| meta.is_dir());
     if let Some(cgi) = cgi_dir.filter(|d| !is_dir(d)) {
         return Err(fail(format!(
-            "your CGI dir '{cgi}' is not pointing to an accessible directory"
+            "your CGI dir '{cgi}' is not pointing to an accessible directory\n{}",
+            hints::missing_dir("--cgidir", cgi)
         )));
     }
     if let Some(statics) = static_dir.filter(|d| !is_dir(d)) {
         return Err(fail(format!(
-            "your static dir '{statics}' is not pointing to an accessible directory"
+            "your static dir '{statics}' is not pointing to an accessible directory\n{}",
+            hints::missing_dir("--staticdir", statics)
         )));
     }
     let dev_console = parsed.flag("devconsole");
@@ -256,6 +269,15 @@ fn metrics_address(address: &str) -> Result<String, String> {
         ));
     }
     Ok(address.to_string())
+}
+
+/// "did you mean --port?" after Go's message for an unknown flag, when one is close.
+fn flag_hint(message: &str) -> String {
+    message
+        .strip_prefix("flag provided but not defined: -")
+        .and_then(|typed| hints::closest(typed, flags::FLAGS.iter().map(|flag| flag.name)))
+        .map(|name| format!("did you mean --{name}?\n"))
+        .unwrap_or_default()
 }
 
 /// `--ssl` needs both `--sslcert` and `--sslkey`; those and `--sslca` need `--ssl` (a user

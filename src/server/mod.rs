@@ -35,6 +35,9 @@ pub async fn run(config: Config) -> i32 {
 
     let fail = |message: String| {
         logging::server(Level::Fatal, &format!("Can't start server: {message}"));
+        if let Some(hint) = crate::hints::listen_failure(&message) {
+            logging::server(Level::Fatal, &hint);
+        }
         EXIT_LISTEN_FAILED
     };
     let mut tcp = Vec::new();
@@ -89,6 +92,12 @@ pub async fn run(config: Config) -> i32 {
         None => None,
     };
 
+    if let Some(first) = specs.first() {
+        logging::server(
+            Level::Info,
+            &crate::hints::open_line(&config, &first.address),
+        );
+    }
     let unix_path = config.unix_socket.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState::new(config, shutdown_rx));
