@@ -43,6 +43,17 @@ pub struct CustomHeaders {
     pub http: Vec<CustomHeader>,
 }
 
+/// `--authcmd` with `--authms` and `--authall`.
+#[derive(Debug, Clone)]
+pub struct AuthCommand {
+    /// The program deciding each connection, resolved at start-up.
+    pub program: PathBuf,
+    /// `--authms`: how long it may take.
+    pub timeout: std::time::Duration,
+    /// `--authall`: also decide plain HTTP requests (CGI, static files, console).
+    pub all: bool,
+}
+
 /// `--ssl` with its PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -71,6 +82,8 @@ pub struct Config {
     pub binary: bool,
     /// `--passstderr`.
     pub pass_stderr: bool,
+    /// `--authcmd`: the program that accepts or refuses connections.
+    pub auth: Option<AuthCommand>,
     /// `--once`: serve one WebSocket session, then exit with its program's status.
     pub once: bool,
     /// `--unbuffered`: the program's output goes to terminals instead of pipes.

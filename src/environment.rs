@@ -198,6 +198,27 @@ pub fn set(env: &mut Vec<Entry>, name: &str, value: &str) {
     });
 }
 
+/// `REMOTE_HOST`: the client address, or its DNS name with `--reverselookup`.
+pub async fn remote_host(peer: &Peer, reverse_lookup: bool) -> String {
+    match peer {
+        Peer::Unix => "unix-socket".to_string(),
+        Peer::Tcp { ip, .. } => {
+            if !reverse_lookup {
+                return ip.clone();
+            }
+            let Ok(address) = ip.parse::<std::net::IpAddr>() else {
+                return ip.clone();
+            };
+            tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&address).ok())
+                .await
+                .ok()
+                .flatten()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| ip.clone())
+        }
+    }
+}
+
 /// `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`.
 pub fn header_variable(header: &str) -> String {
     let mut var = String::with_capacity(5 + header.len());

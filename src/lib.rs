@@ -1,6 +1,7 @@
 //! websocketd as a library: every part of the daemon, so that the binary, the fuzz targets
 //! and the benchmarks share one implementation. `src/main.rs` is the thin command-line entry.
 
+pub mod auth;
 pub mod cgi;
 pub mod cli;
 pub mod config;

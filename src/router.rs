@@ -2,6 +2,7 @@
 //! handler: Go-compatible request checks and path normalisation first, then the WebSocket
 //! upgrade, then plain HTTP content (console, CGI, static files), then 404.
 
+use crate::auth;
 use crate::http::response::{self, add_headers, full, Body};
 use crate::http::{path, static_files};
 use crate::logging::Scope;
@@ -74,16 +75,28 @@ pub async fn route(
         return response;
     }
 
-    let mut response = serve_content(
-        request,
-        &state,
-        &connection,
-        &mut scope,
-        &host,
-        &target,
-        &decoded,
-    )
-    .await;
+    let checked = auth::HttpRequest {
+        request: &request,
+        peer: &connection.peer,
+        tls: connection.tls,
+        host: &host,
+        path: &decoded,
+    };
+    let mut response = match auth::admit_request(&state, &checked, &scope).await {
+        Err(refusal) => refusal,
+        Ok(()) => {
+            serve_content(
+                request,
+                &state,
+                &connection,
+                &mut scope,
+                &host,
+                &target,
+                &decoded,
+            )
+            .await
+        }
+    };
     add_headers(
         &mut response,
         config.headers.all.iter().chain(&config.headers.http),

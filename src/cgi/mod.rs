@@ -9,7 +9,7 @@
 //! fork slot is held until the script has exited.
 
 mod env;
-mod headers;
+pub mod headers;
 mod run;
 #[cfg(test)]
 mod tests;

@@ -116,6 +116,24 @@ pub static FLAGS: &[Flag] = &[
         "Send the program's stderr to the client too; every line becomes\na JSON object {\"stream\":\"stdout|stderr\",\"data\":\"...\"}.\nCannot be combined with --binary.",
     ),
     flag(
+        "authcmd",
+        Kind::Text,
+        "PROGRAM",
+        "Run PROGRAM before answering each upgrade, with the environment\nthe session's program would get and no input. Exit 0 accepts;\nits NAME=value output lines become AUTH_NAME variables. Other\nexits refuse with the Status (default 403), headers and body it\nprints, CGI-style.",
+    ),
+    flag(
+        "authms",
+        Kind::Uint,
+        "MS",
+        "Longest an --authcmd run may take; then its process group is\nkilled and the client gets 503. Default: 5000.",
+    ),
+    flag(
+        "authall",
+        Kind::Bool,
+        "",
+        "Also run --authcmd for plain HTTP requests (CGI scripts,\nstatic files, developer console).",
+    ),
+    flag(
         "once",
         Kind::Bool,
         "",

@@ -9,7 +9,7 @@ pub mod goflag;
 pub mod help;
 mod manpage;
 
-use crate::config::{Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
+use crate::config::{AuthCommand, Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
 use crate::environment::snapshot_passenv;
 use crate::hints;
 use crate::logging::{self, Format, Level};
@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 /// Default `--passenv` on Linux.
 const DEFAULT_PASSENV: &str = "PATH,LD_LIBRARY_PATH";
+/// Default `--authms`.
+const DEFAULT_AUTH_MS: u64 = 5000;
 /// Default `--maxforks`.
 const DEFAULT_MAX_FORKS: i64 = 1024;
 /// Default `--maxframesize`.
@@ -192,6 +194,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
     }
 
     let subprotocols = subprotocol_policy(&parsed, launch.as_ref()).map_err(fail)?;
+    let auth = auth_command(&parsed).map_err(fail)?;
     if parsed.flag("once") && launch.is_none() {
         return Err(fail(
             "--once needs a WebSocket program: COMMAND or --dir".into(),
@@ -213,6 +216,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         binary: parsed.flag("binary"),
         pass_stderr: parsed.flag("passstderr"),
         once: parsed.flag("once"),
+        auth,
         unbuffered: parsed.flag("unbuffered"),
         subprotocols,
         reverse_lookup: parsed.flag("reverselookup"),
@@ -234,6 +238,30 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         dev_console,
         redirect_port: parsed.int("redirport").unwrap_or(0),
     })
+}
+
+/// `--authcmd` names an executable (found like COMMAND); `--authms` must be positive;
+/// `--authms` and `--authall` need `--authcmd`.
+fn auth_command(parsed: &goflag::Parsed) -> Result<Option<AuthCommand>, String> {
+    let timeout_ms = parsed.uint("authms");
+    let all = parsed.flag("authall");
+    let Some(program) = parsed.text("authcmd").filter(|p| !p.is_empty()) else {
+        if timeout_ms.is_some() || all {
+            return Err("--authms and --authall need --authcmd".into());
+        }
+        return Ok(None);
+    };
+    let resolved = look_path(OsStr::new(program))
+        .ok_or_else(|| format!("unable to locate --authcmd program '{program}'"))?;
+    let timeout_ms = timeout_ms.unwrap_or(DEFAULT_AUTH_MS);
+    if timeout_ms == 0 {
+        return Err("--authms must be more than 0".into());
+    }
+    Ok(Some(AuthCommand {
+        program: absolute(&resolved),
+        timeout: std::time::Duration::from_millis(timeout_ms),
+        all,
+    }))
 }
 
 /// `--subprotocol` must list valid protocol names; `--subprotocolrequired` needs a list

@@ -63,7 +63,7 @@ pub async fn upgrade(
     } = upgrade;
     let id = state.next_id().to_string();
     scope.associate("id", id.clone());
-    let remote_host = remote_host(&connection.peer, config.reverse_lookup).await;
+    let remote_host = environment::remote_host(&connection.peer, config.reverse_lookup).await;
     scope.associate("remote", remote_host.clone());
 
     let (program, args, script_name, path_info): (PathBuf, Vec<OsString>, Vec<u8>, Vec<u8>) =
@@ -172,6 +172,9 @@ pub async fn upgrade(
     if let Some(chosen) = &chosen_protocol {
         subprotocol::apply(chosen, &mut response, &mut env);
     }
+    if let Err(refusal) = crate::auth::admit(config.auth.as_ref(), &mut env, &scope).await {
+        return refusal;
+    }
     if logging::threshold() == Level::Debug {
         log_environment(&scope, &env);
     }
@@ -272,27 +275,6 @@ async fn run_session(
     scope.access("session", "DISCONNECT");
     drop(launch.slot);
     status
-}
-
-/// `REMOTE_HOST`: the client address, or its DNS name with `--reverselookup`.
-async fn remote_host(peer: &Peer, reverse_lookup: bool) -> String {
-    match peer {
-        Peer::Unix => "unix-socket".to_string(),
-        Peer::Tcp { ip, .. } => {
-            if !reverse_lookup {
-                return ip.clone();
-            }
-            let Ok(address) = ip.parse::<std::net::IpAddr>() else {
-                return ip.clone();
-            };
-            tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&address).ok())
-                .await
-                .ok()
-                .flatten()
-                .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| ip.clone())
-        }
-    }
 }
 
 /// The DEBUG dump of a program's environment.
