@@ -39,6 +39,11 @@ impl OnceGate {
                 .is_ok()
     }
 
+    /// Whether the one session's place is taken (so an upgrade need not be checked further).
+    pub fn taken(&self) -> bool {
+        self.enabled && self.taken.load(Ordering::SeqCst)
+    }
+
     /// Gives the place back: the upgrade that claimed it never became a session.
     pub fn release(&self) {
         if self.enabled && self.ended.borrow().is_none() {

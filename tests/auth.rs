@@ -163,17 +163,13 @@ async fn hanging_or_crashing_programs_never_block_other_clients() {
             .count()
     };
     assert!(wait_until(DEADLINE, || hanging_count() == 3));
-    let started = Instant::now();
     for _ in 0..5 {
         let mut ws = connect(&server.url("/")).await;
         assert_eq!(next_text(&mut ws).await, "ok");
     }
     assert_eq!(upgrade(port, "/?crash", "").status, 403);
-    assert!(
-        started.elapsed() < Duration::from_millis(3000),
-        "{:?}",
-        started.elapsed()
-    );
+    // All of that was decided while the hanging checks were still waiting.
+    assert!(hanging.iter().all(|waiting| !waiting.is_finished()));
     for waiting in hanging {
         assert_eq!(waiting.join().unwrap(), 503);
     }

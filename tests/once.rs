@@ -96,3 +96,25 @@ fn once_needs_a_program() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--once needs"));
 }
+
+#[tokio::test]
+async fn later_upgrades_are_refused_before_any_authorization_run() {
+    let dir = temp_dir("once-auth");
+    let runs = dir.join("runs");
+    let auth = script(&dir, "auth.sh", &format!("echo run >> {}", runs.display()));
+    let mut server = Server::start(&[
+        "--once",
+        &format!("--authcmd={}", auth.display()),
+        "sh",
+        "-c",
+        "echo ready; read answer",
+    ]);
+    let mut ws = connect(&server.url("/")).await;
+    assert_eq!(next_text(&mut ws).await, "ready");
+    let second = connect_with(&server.url("/"), &[]).await;
+    assert!(second.is_err_and(|e| e.contains("503")));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
+    send_text(&mut ws, "done").await;
+    read_all(&mut ws, DEADLINE).await;
+    assert_eq!(server.wait_exit(DEADLINE).and_then(|s| s.code()), Some(0));
+}

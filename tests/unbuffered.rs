@@ -17,7 +17,7 @@ const PROMPT_MS: i64 = 100;
 const LINES: usize = 5;
 const PAUSE: &str = "0.2";
 
-/// Timing runs one at a time, so they do not compete with each other for the CPU.
+/// Timed runs go one at a time, so they do not compete with each other for the CPU.
 static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn now_ms() -> i64 {
@@ -131,7 +131,10 @@ async fn each_line_arrives_within_100ms_of_being_printed() {
 #[tokio::test]
 async fn without_the_flag_lines_wait_in_the_programs_buffer() {
     for (name, command) in programs() {
-        let measured = delays(&[], &command).await;
+        let measured = {
+            let _one_at_a_time = TIMING.lock().await;
+            delays(&[], &command).await
+        };
         eprintln!("without --unbuffered {name}: delays in ms {measured:?}");
         assert_eq!(measured.len(), LINES, "{name}: {measured:?}");
         let first = measured[0].1;

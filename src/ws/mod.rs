@@ -126,6 +126,9 @@ pub async fn upgrade(
                 return subprotocol::refusal();
             }
         };
+    if state.once.taken() {
+        return once_refusal(&scope);
+    }
     let Some(slot) = state.forks.try_take() else {
         scope.error(
             "http",
@@ -186,11 +189,7 @@ pub async fn upgrade(
         slot,
     };
     if !state.once.claim() {
-        scope.access(
-            "session",
-            "Unable to Upgrade: the --once session is running",
-        );
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable");
+        return once_refusal(&scope);
     }
     let on_upgrade = hyper::upgrade::on(request);
     let state = state.clone();
@@ -275,6 +274,15 @@ async fn run_session(
     scope.access("session", "DISCONNECT");
     drop(launch.slot);
     status
+}
+
+/// The answer to upgrades while the `--once` session runs (or after it ended).
+fn once_refusal(scope: &Scope) -> Response<Body> {
+    scope.access(
+        "session",
+        "Unable to Upgrade: the --once session is running",
+    );
+    plain(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
 }
 
 /// The DEBUG dump of a program's environment.
