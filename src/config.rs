@@ -120,6 +120,8 @@ pub struct Config {
     pub dev_console: bool,
     /// `--redirport`; 0 is off.
     pub redirect_port: i64,
+    /// `--trustproxy`: proxies whose forwarding headers and PROXY protocol header count.
+    pub trust_proxy: crate::forwarded::TrustedProxies,
 }
 
 impl Config {

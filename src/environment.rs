@@ -19,14 +19,14 @@ pub fn version_string() -> String {
 }
 
 /// Where the connection comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     /// A TCP client.
     Tcp {
         /// IP address without brackets.
         ip: String,
-        /// Source port.
-        port: u16,
+        /// Source port; `None` when a proxy reported the address without it.
+        port: Option<u16>,
     },
     /// A client on the Unix socket.
     Unix,
@@ -133,7 +133,7 @@ pub fn build(facts: &RequestFacts<'_>, settings: &EnvSettings<'_>) -> Vec<Entry>
         push(name, value.as_encoded_bytes(), EntryOrigin::Parent);
     }
     let (remote_addr, remote_port) = match facts.peer {
-        Peer::Tcp { ip, port } => (ip.as_str(), port.to_string()),
+        Peer::Tcp { ip, port } => (ip.as_str(), port.map(|p| p.to_string()).unwrap_or_default()),
         Peer::Unix => ("unix-socket", String::new()),
     };
     let default_port = if settings.tls { "443" } else { "80" };
@@ -271,7 +271,7 @@ mod tests {
         headers.insert("x-bad", HeaderValue::from_static("  padded  "));
         let peer = Peer::Tcp {
             ip: "::1".into(),
-            port: 5000,
+            port: Some(5000),
         };
         let facts = RequestFacts {
             peer: &peer,

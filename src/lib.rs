@@ -8,6 +8,7 @@ pub mod config;
 pub mod devconsole;
 pub mod environment;
 pub mod forks;
+pub mod forwarded;
 pub mod hints;
 pub mod hostport;
 pub mod http;

@@ -59,6 +59,7 @@ pub async fn route(
         return response::moved(&location, method == Method::GET, method == Method::HEAD);
     }
 
+    let connection = behind_proxy(&state, connection, request.headers());
     let scheme = if connection.tls { "https" } else { "http" };
     let mut scope = Scope::new();
     scope.associate("url", format!("{scheme}://{host}{target}"));
@@ -163,6 +164,29 @@ async fn serve_content(
 fn counted(handler: Handler, response: Response<Body>) -> Response<Body> {
     metrics::http_answered(handler, response.status().as_u16());
     response
+}
+
+/// The connection as the client made it: from a trusted proxy, the client address and
+/// scheme it reports (`--trustproxy`); otherwise the connection itself.
+fn behind_proxy(
+    state: &AppState,
+    connection: Arc<Connection>,
+    headers: &hyper::HeaderMap,
+) -> Arc<Connection> {
+    let reported = crate::forwarded::client(
+        &state.config.trust_proxy,
+        &connection.peer,
+        connection.tls,
+        headers,
+    );
+    match reported {
+        Some(client) => Arc::new(Connection {
+            peer: client.peer,
+            tls: client.tls,
+            accepted: connection.accepted,
+        }),
+        None => connection,
+    }
 }
 
 /// A 400 answered the way Go's server does: plain text, then the connection is closed.

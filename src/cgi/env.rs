@@ -79,7 +79,9 @@ pub fn build(request: &CgiRequest<'_>) -> Vec<(String, OsString)> {
         Peer::Tcp { ip, port } => {
             env.set("REMOTE_ADDR", ip.as_bytes());
             env.set("REMOTE_HOST", ip.as_bytes());
-            env.set("REMOTE_PORT", port.to_string().as_bytes());
+            if let Some(port) = port {
+                env.set("REMOTE_PORT", port.to_string().as_bytes());
+            }
         }
         Peer::Unix => {
             env.set("REMOTE_ADDR", b"unix-socket");
@@ -181,7 +183,7 @@ mod tests {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         let peer = Peer::Tcp {
             ip: "::1".into(),
-            port: 4242,
+            port: Some(4242),
         };
         let env = build_with(&headers, &peer, false, &[]);
         let expect = [
@@ -246,7 +248,7 @@ mod tests {
         let headers = HeaderMap::new();
         let peer = Peer::Tcp {
             ip: "127.0.0.1".into(),
-            port: 1,
+            port: Some(1),
         };
         let passenv = vec![
             ("PATH".to_string(), OsString::from("/opt/bin")),

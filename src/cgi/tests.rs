@@ -213,7 +213,7 @@ async fn start(max_forks: Option<usize>) -> Server {
             let shared = shared.clone();
             let peer = Peer::Tcp {
                 ip: remote.ip().to_string(),
-                port: remote.port(),
+                port: Some(remote.port()),
             };
             tokio::spawn(async move {
                 let service = service_fn(move |request| {

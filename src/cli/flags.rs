@@ -194,6 +194,12 @@ pub static FLAGS: &[Flag] = &[
         "Also listen on PORT (plain HTTP) and redirect every request\nthere to --port, keeping the path and query.",
     ),
     flag(
+        "trustproxy",
+        Kind::Text,
+        "LIST",
+        "Comma separated addresses or CIDR networks of reverse proxies\n(and unix for --unixsocket clients). Only from those, the client\naddress and scheme come from Forwarded, X-Forwarded-For and\nX-Forwarded-Proto (rightmost untrusted hop), and a PROXY protocol\nv1/v2 header is read before TLS and HTTP. Default: none.",
+    ),
+    flag(
         "maxforks",
         Kind::Int,
         "N",

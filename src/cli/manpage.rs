@@ -45,7 +45,7 @@ fn sample_environment() -> Vec<(String, String, EntryOrigin)> {
     headers.insert("user-agent", HeaderValue::from_static("Mozilla/5.0"));
     let peer = Peer::Tcp {
         ip: "192.0.2.10".into(),
-        port: 51234,
+        port: Some(51234),
     };
     let facts = RequestFacts {
         peer: &peer,

@@ -205,6 +205,9 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         ws: parse_headers(parsed.list("header-ws")),
         http: parse_headers(parsed.list("header-http")),
     };
+    let trust_proxy =
+        crate::forwarded::TrustedProxies::parse(parsed.text("trustproxy").unwrap_or_default())
+            .map_err(fail)?;
     let max_forks = parsed.int("maxforks").unwrap_or(DEFAULT_MAX_FORKS);
     let max_message = parsed.int("maxframesize").unwrap_or(DEFAULT_MAX_MESSAGE);
     Ok(Config {
@@ -237,6 +240,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         cgi_dir: cgi_dir.map(PathBuf::from),
         dev_console,
         redirect_port: parsed.int("redirport").unwrap_or(0),
+        trust_proxy,
     })
 }
 

@@ -1,7 +1,9 @@
 //! Serving one accepted connection: the TLS handshake when configured, then HTTP/1.1 with
 //! upgrades, on any byte stream (TCP or Unix socket).
 
+use super::proxy_protocol;
 use crate::environment::Peer;
+use crate::logging::{self, Level};
 use crate::router;
 use crate::state::AppState;
 use crate::ws::Connection;
@@ -44,12 +46,34 @@ impl Served {
         }
     }
 
-    /// Serves one connection until it closes.
+    /// Serves one connection until it closes. A trusted proxy (`--trustproxy`) may open it
+    /// with a PROXY protocol header naming the client.
     pub async fn serve<S>(self, stream: S, peer: Peer)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let accepted = Instant::now();
+        if !self.state.config.trust_proxy.trusts(&peer) {
+            return self.serve_stream(stream, peer, accepted).await;
+        }
+        let from = shown(&peer);
+        match tokio::time::timeout(HEADER_TIMEOUT, proxy_protocol::accept(stream, peer)).await {
+            Ok(Ok((stream, peer))) => self.serve_stream(stream, peer, accepted).await,
+            Ok(Err(why)) => logging::server(
+                Level::Error,
+                &format!("Bad PROXY protocol header from {from}: {why}"),
+            ),
+            Err(_) => logging::server(
+                Level::Error,
+                &format!("PROXY protocol header from {from} timed out"),
+            ),
+        }
+    }
+
+    async fn serve_stream<S>(self, stream: S, peer: Peer, accepted: Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         match self.acceptor.clone() {
             None => self.serve_http(stream, peer, false, accepted).await,
             Some(acceptor) => {
@@ -85,13 +109,18 @@ impl Served {
     }
 }
 
+/// The peer as Go shows a remote address: `ip:port`, `[ip]:port`, or `@` on a Unix socket.
+fn shown(peer: &Peer) -> String {
+    match peer {
+        Peer::Tcp { ip, port } if ip.contains(':') => format!("[{ip}]:{}", port.unwrap_or(0)),
+        Peer::Tcp { ip, port } => format!("{ip}:{}", port.unwrap_or(0)),
+        Peer::Unix => "@".to_string(),
+    }
+}
+
 /// A failed TLS handshake goes to stderr, in the runtime-message style upstream uses.
 fn tls_handshake_failed(peer: &Peer, why: &str) {
-    let from = match peer {
-        Peer::Tcp { ip, port } if ip.contains(':') => format!("[{ip}]:{port}"),
-        Peer::Tcp { ip, port } => format!("{ip}:{port}"),
-        Peer::Unix => "@".to_string(),
-    };
+    let from = shown(peer);
     let now = chrono::Local::now().format("%Y/%m/%d %H:%M:%S");
     eprintln!("{now} http: TLS handshake error from {from}: {why}");
 }

@@ -4,6 +4,7 @@
 mod connection;
 pub mod listen;
 mod observe;
+pub mod proxy_protocol;
 mod redirect;
 mod tls;
 
@@ -172,7 +173,7 @@ impl Accept for TcpListener {
         let _ = stream.set_nodelay(true);
         let peer = Peer::Tcp {
             ip: address.ip().to_canonical().to_string(),
-            port: address.port(),
+            port: Some(address.port()),
         };
         Ok((stream, peer))
     }
