@@ -17,6 +17,17 @@ fn main() {
     };
     logging::set_threshold(config.log_level);
     logging::set_format(config.log_format);
+    // Before any descriptor is opened or thread started: the sockets systemd passed.
+    let passed = match server::systemd::take_listeners() {
+        Ok(passed) => passed,
+        Err(message) => {
+            logging::server(
+                logging::Level::Fatal,
+                &format!("Can't start server: {message}"),
+            );
+            std::process::exit(server::EXIT_LISTEN_FAILED);
+        }
+    };
     if config.launch.is_some() || config.cgi_dir.is_some() {
         // Started while the daemon holds few descriptors; programs are spawned from it.
         if let Err(err) = process::spawner::start() {
@@ -36,6 +47,6 @@ fn main() {
             std::process::exit(server::EXIT_LISTEN_FAILED);
         }
     };
-    let code = runtime.block_on(server::run(config));
+    let code = runtime.block_on(server::run(config, passed));
     std::process::exit(code);
 }

@@ -393,3 +393,171 @@ fn tls_startup_errors_name_the_file_and_exit_3() {
         "you should not be using --ssl* flags when there is no --ssl option\n"
     );
 }
+
+type WssStream =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens wss://127.0.0.1:PORT/; returns the session and the certificate the server showed.
+async fn wss_session(port: u16, connector: &TlsConnector) -> Result<(WssStream, Vec<u8>), String> {
+    wss_session_after(port, connector, b"").await
+}
+
+/// Like [`wss_session`], with `preamble` sent in clear before the TLS handshake.
+async fn wss_session_after(
+    port: u16,
+    connector: &TlsConnector,
+    preamble: &[u8],
+) -> Result<(WssStream, Vec<u8>), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    tcp.write_all(preamble).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
+        .await
+        .map_err(|_| "tls timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let shown = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.as_ref().to_vec())
+        .unwrap_or_default();
+    let url = format!("wss://127.0.0.1:{port}/");
+    let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::client_async(url, tls))
+        .await
+        .map_err(|_| "handshake timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((ws, shown))
+}
+
+impl Pki {
+    /// The DER bytes of certificate file NAME.pem.
+    fn der(&self, name: &str) -> Vec<u8> {
+        CertificateDer::from_pem_file(self.dir.join(format!("{name}.pem")))
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    /// Replaces file `to` with a copy of `from` (renamed into place, as a renewal would).
+    fn install(&self, from: &str, to: &str) {
+        let staged = self.dir.join(format!("{to}.new"));
+        std::fs::copy(self.dir.join(from), &staged).unwrap();
+        std::fs::rename(staged, self.dir.join(to)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_keeps_open_sessions() {
+    let pki = Pki::new("tls-reload");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    pki.leaf("renewed", &ec, "ca", "san.ext");
+    pki.install("server-ec.pem", "live.pem");
+    pki.install("server-ec.key", "live.key");
+    let mut args = tls_args(&pki, "live.pem", "live.key");
+    args.push("cat".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let client = pki.client(None);
+
+    let (mut old, shown) = wss_session(server.port, &client).await.unwrap();
+    assert_eq!(shown, pki.der("server-ec"));
+    send_text(&mut old, "before").await;
+    assert_eq!(next_text(&mut old).await, "before");
+
+    pki.install("renewed.pem", "live.pem");
+    pki.install("renewed.key", "live.key");
+    server.signal("HUP");
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("SIGHUP: reloaded TLS files"))
+        .is_some());
+    let (mut new, shown) = wss_session(server.port, &client).await.unwrap();
+    assert_eq!(shown, pki.der("renewed"));
+    send_text(&mut old, "still here").await;
+    assert_eq!(next_text(&mut old).await, "still here");
+
+    // A broken certificate file, then a key that does not fit: the renewed pair stays.
+    std::fs::write(
+        pki.dir.join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\nnope\n",
+    )
+    .unwrap();
+    pki.install("broken.pem", "live.pem");
+    server.signal("HUP");
+    let kept = server
+        .stdout
+        .wait_for(DEADLINE, |l| {
+            l.contains("SIGHUP: keeping the current TLS certificate")
+        })
+        .expect("error line");
+    assert!(
+        kept.contains("| ERROR  |") && kept.contains("live.pem"),
+        "{kept}"
+    );
+    pki.install("renewed.pem", "live.pem");
+    pki.install("server-ec.key", "live.key");
+    server.signal("HUP");
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l
+            .contains("SIGHUP: keeping the current TLS certificate")
+            && l.contains("do not fit together"))
+        .is_some());
+    let (_, shown) = wss_session(server.port, &client).await.unwrap();
+    assert_eq!(shown, pki.der("renewed"));
+    send_text(&mut new, "new one").await;
+    assert_eq!(next_text(&mut new).await, "new one");
+    send_text(&mut old, "old one").await;
+    assert_eq!(next_text(&mut old).await, "old one");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_client_ca() {
+    let pki = Pki::new("tls-reload-ca");
+    pki.install("ca.pem", "live-ca.pem");
+    let mut args = tls_args(&pki, "server-ec.pem", "server-ec.key");
+    args.push(format!("--sslca={}", pki.path("live-ca.pem")));
+    args.extend(["echo".into(), "welcome".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let member = pki.client(Some("client"));
+    let stranger = pki.client(Some("stranger"));
+    assert!(wss_first_message(server.port, &stranger).await.is_err());
+    assert!(wss_first_message(server.port, &member).await.is_ok());
+    pki.install("otherca.pem", "live-ca.pem");
+    server.signal("HUP");
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("SIGHUP: reloaded TLS files"))
+        .is_some());
+    assert_eq!(
+        wss_first_message(server.port, &stranger).await.as_deref(),
+        Ok("welcome")
+    );
+    assert!(wss_first_message(server.port, &member).await.is_err());
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_header_comes_before_tls() {
+    let pki = Pki::new("tls-proxy");
+    let mut args = tls_args(&pki, "server-ec.pem", "server-ec.key");
+    args.extend([
+        "--trustproxy=127.0.0.1".into(),
+        "sh".into(),
+        "-c".into(),
+        "echo $REMOTE_ADDR $REMOTE_PORT $HTTPS".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let header = b"PROXY TCP6 2001:db8::9 ::1 5555 443\r\n";
+    let (mut ws, _) = wss_session_after(server.port, &pki.client(None), header)
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "2001:db8::9 5555 on");
+    let (mut ws, _) = wss_session(server.port, &pki.client(None)).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("127.0.0.1 "));
+}

@@ -2,6 +2,7 @@
 //! upgrades, on any byte stream (TCP or Unix socket).
 
 use super::proxy_protocol;
+use super::tls::Certificates;
 use crate::environment::Peer;
 use crate::logging::{self, Level};
 use crate::router;
@@ -14,7 +15,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to send its request headers (and to finish TLS).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,13 +26,13 @@ const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
 pub struct Served {
     /// Shared server state.
     pub state: Arc<AppState>,
-    acceptor: Option<TlsAcceptor>,
+    certificates: Option<Arc<Certificates>>,
     builder: Arc<http1::Builder>,
 }
 
 impl Served {
     /// Serving state for every listener.
-    pub fn new(state: Arc<AppState>, acceptor: Option<TlsAcceptor>) -> Served {
+    pub fn new(state: Arc<AppState>, certificates: Option<Arc<Certificates>>) -> Served {
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -41,7 +41,7 @@ impl Served {
             .max_buf_size(MAX_HEADER_BYTES);
         Served {
             state,
-            acceptor,
+            certificates,
             builder: Arc::new(builder),
         }
     }
@@ -74,7 +74,7 @@ impl Served {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        match self.acceptor.clone() {
+        match self.certificates.as_ref().map(|c| c.acceptor()) {
             None => self.serve_http(stream, peer, false, accepted).await,
             Some(acceptor) => {
                 match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {

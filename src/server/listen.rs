@@ -12,6 +12,46 @@ const BACKLOG: i32 = 4096;
 /// How long to try a socket file that already exists before calling it stale.
 const STALE_PROBE: Duration = Duration::from_secs(1);
 
+/// Every listener the server accepts on.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// TCP listeners serving WebSockets and HTTP.
+    pub tcp: Vec<TcpListener>,
+    /// Unix-socket listeners serving WebSockets and HTTP.
+    pub unix: Vec<UnixListener>,
+    /// TCP listeners answering with redirects to the main port (`--redirport`).
+    pub redirects: Vec<TcpListener>,
+    /// The Unix socket file this process created, removed at shutdown.
+    pub created_socket: Option<std::path::PathBuf>,
+}
+
+/// Adopts the sockets systemd passed: a socket named `redirect` serves redirects, every
+/// other one serves WebSockets and HTTP.
+pub fn adopt(passed: Vec<super::systemd::Passed>) -> Result<Listeners, String> {
+    use super::systemd::{Passed, REDIRECT_NAME};
+    let mut listeners = Listeners::default();
+    for socket in passed {
+        let failed = |name: &str, err: std::io::Error| {
+            format!("socket {name} passed by systemd: {}", go_error_text(&err))
+        };
+        match socket {
+            Passed::Tcp { listener, name } => {
+                let listener = TcpListener::from_std(listener).map_err(|e| failed(&name, e))?;
+                if name == REDIRECT_NAME {
+                    listeners.redirects.push(listener);
+                } else {
+                    listeners.tcp.push(listener);
+                }
+            }
+            Passed::Unix { listener, name } => {
+                let listener = UnixListener::from_std(listener).map_err(|e| failed(&name, e))?;
+                listeners.unix.push(listener);
+            }
+        }
+    }
+    Ok(listeners)
+}
+
 /// Binds `address:port` (every interface when `address` is empty), as Go would resolve it.
 pub async fn bind_tcp(address: &str, port: i64) -> Result<TcpListener, String> {
     let Ok(port) = u16::try_from(port) else {

@@ -6,6 +6,7 @@ pub mod listen;
 mod observe;
 pub mod proxy_protocol;
 mod redirect;
+pub mod systemd;
 mod tls;
 
 use crate::config::{Config, Launch};
@@ -13,6 +14,7 @@ use crate::environment::Peer;
 use crate::logging::{self, Level};
 use crate::state::AppState;
 use connection::Served;
+use listen::Listeners;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
@@ -28,12 +30,11 @@ struct ListenSpec {
     address: String,
 }
 
-/// Runs the server until it is shut down; returns the process exit code.
-pub async fn run(config: Config) -> i32 {
+/// Runs the server until it is shut down; returns the process exit code. `passed` are the
+/// sockets systemd handed over (socket activation); when there are any they replace the
+/// listeners `--port`, `--address` and `--unixsocket` would bind.
+pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
     raise_open_files_limit();
-    let specs = tcp_specs(&config);
-    print_startup_lines(&config, &specs);
-
     let fail = |message: String| {
         logging::server(Level::Fatal, &format!("Can't start server: {message}"));
         if let Some(hint) = crate::hints::listen_failure(&message) {
@@ -41,28 +42,27 @@ pub async fn run(config: Config) -> i32 {
         }
         EXIT_LISTEN_FAILED
     };
-    let mut tcp = Vec::new();
-    for spec in &specs {
-        match listen::bind_tcp(&spec.address, config.listen_port()).await {
-            Ok(listener) => tcp.push(listener),
-            Err(message) => return fail(message),
-        }
-    }
-    let mut redirects = Vec::new();
-    if config.redirect_port != 0 {
-        for spec in &specs {
-            match listen::bind_tcp(&spec.address, config.redirect_port).await {
-                Ok(listener) => redirects.push(listener),
-                Err(message) => return fail(message),
+    let activated = !passed.is_empty();
+    // With socket activation the command line's addresses are not bound, nor shown.
+    let specs = if activated {
+        Vec::new()
+    } else {
+        tcp_specs(&config)
+    };
+    let listeners = if activated {
+        match listen::adopt(passed) {
+            Ok(listeners) => {
+                print_activated_lines(&config, &listeners);
+                listeners
             }
-        }
-    }
-    let unix = match &config.unix_socket {
-        Some(path) => match listen::bind_unix(path).await {
-            Ok(listener) => Some(listener),
             Err(message) => return fail(message),
-        },
-        None => None,
+        }
+    } else {
+        print_startup_lines(&config, &specs);
+        match bind(&config, &specs).await {
+            Ok(listeners) => listeners,
+            Err(message) => return fail(message),
+        }
     };
     let monitoring = match &config.metrics {
         Some(address) => match observe::start(address).await {
@@ -71,12 +71,11 @@ pub async fn run(config: Config) -> i32 {
         },
         None => None,
     };
-    let acceptor = match &config.tls {
-        Some(files) => match tls::acceptor(&files.cert, &files.key, files.ca.as_deref()) {
-            Ok(acceptor) => {
+    let certificates = match &config.tls {
+        Some(files) => match tls::Certificates::load(files) {
+            Ok(certificates) => {
                 if let Some(ca) = &files.ca {
-                    let listeners = tcp.len() + usize::from(unix.is_some());
-                    for _ in 0..listeners {
+                    for _ in 0..listeners.tcp.len() + listeners.unix.len() {
                         logging::server(
                             Level::Info,
                             &format!(
@@ -86,7 +85,7 @@ pub async fn run(config: Config) -> i32 {
                         );
                     }
                 }
-                Some(acceptor)
+                Some(Arc::new(certificates))
             }
             Err(message) => return fail(message),
         },
@@ -99,17 +98,22 @@ pub async fn run(config: Config) -> i32 {
             &crate::hints::open_line(&config, &first.address),
         );
     }
-    let unix_path = config.unix_socket.clone();
+    let Listeners {
+        tcp,
+        unix,
+        redirects,
+        created_socket,
+    } = listeners;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState::new(config, shutdown_rx));
-    let served = Served::new(state.clone(), acceptor);
+    let served = Served::new(state.clone(), certificates.clone());
     if let Some(listener) = monitoring {
         tokio::spawn(observe::serve(listener, state.shutdown.clone()));
     }
     for listener in tcp {
         tokio::spawn(accept_loop(listener, served.clone()));
     }
-    if let Some(listener) = unix {
+    for listener in unix {
         tokio::spawn(accept_loop(listener, served.clone()));
     }
     let target = redirect::Target {
@@ -127,6 +131,14 @@ pub async fn run(config: Config) -> i32 {
             state.shutdown.clone(),
         ));
     }
+    let notifier = systemd::Notifier::from_environment().map(Arc::new);
+    if let Some(notifier) = &notifier {
+        notifier.ready();
+        if let Some(interval) = systemd::Notifier::watchdog_interval() {
+            tokio::spawn(notifier.clone().keep_alive(interval));
+        }
+    }
+    tokio::spawn(reload_on_hangup(certificates, notifier.clone()));
 
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
@@ -143,14 +155,69 @@ pub async fn run(config: Config) -> i32 {
         Level::Info,
         &format!("Shutting down on {first}: closing sessions and stopping programs"),
     );
+    if let Some(notifier) = &notifier {
+        notifier.stopping();
+    }
     let _ = shutdown_tx.send(true);
-    if let Some(path) = &unix_path {
+    if let Some(path) = &created_socket {
         let _ = std::fs::remove_file(path);
     }
     tokio::select! {
         () = state.sessions.wait_idle() => state.once.exit_code().unwrap_or(0),
         _ = terminate.recv() => 128 + 15,
         _ = interrupt.recv() => 128 + 2,
+    }
+}
+
+/// Binds the listeners the command line asks for.
+async fn bind(config: &Config, specs: &[ListenSpec]) -> Result<Listeners, String> {
+    let mut listeners = Listeners::default();
+    for spec in specs {
+        let listener = listen::bind_tcp(&spec.address, config.listen_port()).await?;
+        listeners.tcp.push(listener);
+    }
+    if config.redirect_port != 0 {
+        for spec in specs {
+            let listener = listen::bind_tcp(&spec.address, config.redirect_port).await?;
+            listeners.redirects.push(listener);
+        }
+    }
+    if let Some(path) = &config.unix_socket {
+        listeners.unix.push(listen::bind_unix(path).await?);
+        listeners.created_socket = Some(path.clone());
+    }
+    Ok(listeners)
+}
+
+/// SIGHUP re-reads the TLS files; the certificate in use stays when they are unusable.
+async fn reload_on_hangup(
+    certificates: Option<Arc<tls::Certificates>>,
+    notifier: Option<Arc<systemd::Notifier>>,
+) {
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let Some(certificates) = &certificates else {
+            logging::server(Level::Info, "SIGHUP: no TLS certificate to reload");
+            continue;
+        };
+        if let Some(notifier) = &notifier {
+            notifier.reloading();
+        }
+        match certificates.reload() {
+            Ok(()) => logging::server(
+                Level::Info,
+                &format!("SIGHUP: reloaded TLS files ({})", certificates.describe()),
+            ),
+            Err(message) => logging::server(
+                Level::Error,
+                &format!("SIGHUP: keeping the current TLS certificate: {message}"),
+            ),
+        }
+        if let Some(notifier) = &notifier {
+            notifier.ready();
+        }
     }
 }
 
@@ -233,6 +300,53 @@ fn tcp_specs(config: &Config) -> Vec<ListenSpec> {
             address: address.clone(),
         })
         .collect()
+}
+
+/// Start-up lines for sockets systemd passed, with the addresses they really have.
+fn print_activated_lines(config: &Config, listeners: &Listeners) {
+    let specs: Vec<ListenSpec> = listeners
+        .tcp
+        .iter()
+        .filter_map(|listener| listener.local_addr().ok())
+        .map(|address| ListenSpec {
+            shown: address.to_string(),
+            address: String::new(),
+        })
+        .collect();
+    let unix: Vec<String> = listeners
+        .unix
+        .iter()
+        .filter_map(|listener| listener.local_addr().ok())
+        .map(|address| match address.as_pathname() {
+            Some(path) => path.display().to_string(),
+            None => "(unnamed)".to_string(),
+        })
+        .collect();
+    logging::server(
+        Level::Info,
+        &format!(
+            "Using {} socket(s) passed by systemd instead of --port, --address and --unixsocket",
+            specs.len() + unix.len() + listeners.redirects.len()
+        ),
+    );
+    let mut shown = config.clone();
+    shown.redirect_port = 0;
+    shown.unix_socket = None;
+    print_startup_lines(&shown, &specs);
+    for path in unix {
+        logging::server(
+            Level::Info,
+            &format!("Starting WebSocket server   : unix socket at {path}"),
+        );
+    }
+    for listener in &listeners.redirects {
+        if let Ok(address) = listener.local_addr() {
+            logging::server(
+                Level::Info,
+                &format!("Starting redirect server   : http://{address}/"),
+            );
+        }
+    }
 }
 
 fn print_startup_lines(config: &Config, specs: &[ListenSpec]) {

@@ -1,17 +1,64 @@
 //! TLS for every listener (`--ssl`): certificate chain and key from PEM files, TLS 1.2 and
 //! 1.3 only, and with `--sslca` a client certificate that must verify against those CAs.
+//! The files are read again on SIGHUP; each new connection takes the configuration current
+//! when it arrives, so connections already open keep theirs.
 
+use crate::config::TlsFiles;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio_rustls::TlsAcceptor;
 
-/// Builds the acceptor from the PEM files named on the command line. The error names the
+/// The TLS files and the acceptor built from them, replaced as a whole on reload.
+pub struct Certificates {
+    files: TlsFiles,
+    current: RwLock<TlsAcceptor>,
+}
+
+impl Certificates {
+    /// Reads the files named by `--sslcert`, `--sslkey` and `--sslca`.
+    pub fn load(files: &TlsFiles) -> Result<Certificates, String> {
+        let acceptor = acceptor(&files.cert, &files.key, files.ca.as_deref())?;
+        Ok(Certificates {
+            files: files.clone(),
+            current: RwLock::new(acceptor),
+        })
+    }
+
+    /// The acceptor for a connection arriving now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the files again. On any error the acceptor in use stays and the error, naming
+    /// the file, is returned.
+    pub fn reload(&self) -> Result<(), String> {
+        let files = &self.files;
+        let fresh = acceptor(&files.cert, &files.key, files.ca.as_deref())?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// The files, for log lines.
+    pub fn describe(&self) -> String {
+        let files = &self.files;
+        let mut text = format!("{}, {}", files.cert.display(), files.key.display());
+        if let Some(ca) = &files.ca {
+            text.push_str(&format!(", {}", ca.display()));
+        }
+        text
+    }
+}
+
+/// Builds an acceptor from the PEM files named on the command line. The error names the
 /// file and the cause, for the `Can't start server:` line.
-pub fn acceptor(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsAcceptor, String> {
+fn acceptor(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsAcceptor, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certificates(cert)?;
     let key =

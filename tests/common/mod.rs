@@ -157,9 +157,15 @@ impl Server {
 
     /// Starts websocketd with exactly `args` (no port or address added) and does not wait.
     pub fn spawn_raw(cwd: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(binary())
-            .current_dir(cwd)
-            .args(args)
+        let mut command = Command::new(binary());
+        command.current_dir(cwd).args(args);
+        Server::spawn_command(command)
+    }
+
+    /// Starts `command` (websocketd, or a launcher that becomes websocketd) with its output
+    /// collected, and does not wait. `port` is left 0 for the caller to set.
+    pub fn spawn_command(mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
