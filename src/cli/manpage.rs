@@ -13,7 +13,7 @@ use std::ffi::OsString;
 /// (the sample request below sets every header it needs) must be here.
 const VARIABLES: &[(&str, &str)] = &[
     ("SERVER_SOFTWARE", "This daemon and its version."),
-    ("REMOTE_ADDR", "The client's IP address (IPv6 without brackets); unix-socket for clients of --unixsocket."),
+    ("REMOTE_ADDR", "The client's IP address (IPv6 without brackets), as a trusted proxy reports it with --trustproxy; unix-socket for clients of --unixsocket."),
     ("REMOTE_HOST", "The client's host name with --reverselookup, otherwise its address."),
     ("SERVER_NAME", "The host part of the request's Host header."),
     ("SERVER_PORT", "The port of the Host header; when it names none, 443 with --ssl and 80 without."),
@@ -30,9 +30,9 @@ const VARIABLES: &[(&str, &str)] = &[
     ("REMOTE_IDENT", "Always empty."),
     ("REMOTE_USER", "Always empty."),
     ("UNIQUE_ID", "An identifier of the request, also printed as id in the log lines about it."),
-    ("REMOTE_PORT", "The client's source port; empty for Unix socket clients."),
+    ("REMOTE_PORT", "The client's source port; empty for Unix socket clients and when a trusted proxy (--trustproxy) gave the address without it."),
     ("REQUEST_URI", "The path and query string of the request, as sent."),
-    ("HTTPS", "on when the daemon speaks TLS (--ssl); absent otherwise."),
+    ("HTTPS", "on when the daemon speaks TLS (--ssl), or a trusted proxy (--trustproxy) says the client used https; absent otherwise."),
     ("TERM", "dumb with --unbuffered, whose terminal understands no control sequences; absent otherwise."),
     ("WEBSOCKET_PROTOCOL", "The subprotocol chosen from the client's offer with --subprotocol; absent when none was."),
 ];
@@ -263,6 +263,11 @@ Options that cannot be combined were given (\-\-devconsole with \-\-staticdir or
 Stop accepting connections, close every WebSocket with code 1001 (going away), stop every
 program with the sequence described above, remove the \-\-unixsocket file and exit 0. A
 second signal exits at once.
+.TP
+.B SIGHUP
+Read \-\-sslcert, \-\-sslkey and \-\-sslca again: new connections get the new certificate,
+open ones keep theirs. When a file is unusable the error is logged and the current
+certificate stays. Without \-\-ssl it is logged and ignored.
 .PP
 Programs run in their own process group: the signals of the termination sequence reach
 everything a program started.
