@@ -93,6 +93,7 @@ async fn socket_activation_over_tcp_and_unix_replaces_port_and_unixsocket() {
     let not_bound = dir.join("not-bound.sock");
     let port = free_port();
     let flag_port = free_port();
+    let redirect_port = free_port();
     let notify = NotifySocket::new(&dir);
     let server = activated(
         &[format!("127.0.0.1:{port}"), socket.display().to_string()],
@@ -100,6 +101,7 @@ async fn socket_activation_over_tcp_and_unix_replaces_port_and_unixsocket() {
         &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
         &[
             &format!("--port={flag_port}"),
+            &format!("--redirport={redirect_port}"),
             &format!("--unixsocket={}", not_bound.display()),
             "--loglevel=info",
             "cat",
@@ -134,6 +136,13 @@ async fn socket_activation_over_tcp_and_unix_replaces_port_and_unixsocket() {
         .is_some());
     // What the flags name is not bound.
     assert!(std::net::TcpStream::connect(("127.0.0.1", flag_port)).is_err());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", redirect_port)).is_err());
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.ends_with(
+            "--redirport is not served: systemd passed no socket named redirect"
+        ))
+        .is_some());
     assert!(!not_bound.exists());
     server.signal("TERM");
     notify.wait_for("STOPPING=1");

@@ -195,7 +195,7 @@ pub static FLAGS: &[Flag] = &[
     ),
     flag(
         "trustproxy",
-        Kind::Text,
+        Kind::List,
         "LIST",
         "Comma separated addresses or CIDR networks of reverse proxies\n(and unix for --unixsocket clients). Only from those, the client\naddress and scheme come from Forwarded, X-Forwarded-For and\nX-Forwarded-Proto (rightmost untrusted hop), and a PROXY protocol\nv1/v2 header is read before TLS and HTTP. Default: none.",
     ),

@@ -339,6 +339,15 @@ fn print_activated_lines(config: &Config, listeners: &Listeners) {
             &format!("Starting WebSocket server   : unix socket at {path}"),
         );
     }
+    if config.redirect_port != 0 && listeners.redirects.is_empty() {
+        logging::server(
+            Level::Error,
+            &format!(
+                "--redirport is not served: systemd passed no socket named {}",
+                systemd::REDIRECT_NAME
+            ),
+        );
+    }
     for listener in &listeners.redirects {
         if let Ok(address) = listener.local_addr() {
             logging::server(
