@@ -183,33 +183,37 @@ async fn programs_do_not_inherit_the_passed_sockets() {
 }
 
 #[test]
-fn a_passed_socket_named_redirect_serves_redirects() {
+fn passed_sockets_named_redirect_and_metrics_serve_those() {
     let port = free_port();
     let redirect = free_port();
-    let server = activated(
-        &[format!("127.0.0.1:{port}"), format!("127.0.0.1:{redirect}")],
-        "web:redirect",
+    let metrics = free_port();
+    let _server = activated(
+        &[
+            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{redirect}"),
+            format!("127.0.0.1:{metrics}"),
+        ],
+        "web:redirect:metrics",
         &[],
         &["--port=8443", "cat"],
     );
-    let response = HttpResponse::parse(&raw_request(
-        redirect,
-        b"GET /x?y=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
-    ));
+    let get = |port: u16, target: &str| {
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+        HttpResponse::parse(&raw_request(port, request.as_bytes()))
+    };
+    // The first connection starts the daemon.
+    let response = get(redirect, "/x?y=1");
     assert_eq!(response.status, 301);
     assert_eq!(
         response.header("location"),
         Some("http://example.com:8443/x?y=1")
     );
-    assert_eq!(
-        HttpResponse::parse(&raw_request(
-            port,
-            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        ))
-        .status,
-        404
-    );
-    drop(server);
+    assert_eq!(get(port, "/").status, 404);
+    assert_eq!(get(metrics, "/healthz").status, 200);
+    let scraped = get(metrics, "/metrics");
+    assert_eq!(scraped.status, 200);
+    assert!(String::from_utf8_lossy(&scraped.body).contains("# EOF"));
 }
 
 #[test]

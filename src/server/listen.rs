@@ -21,14 +21,16 @@ pub struct Listeners {
     pub unix: Vec<UnixListener>,
     /// TCP listeners answering with redirects to the main port (`--redirport`).
     pub redirects: Vec<TcpListener>,
+    /// A passed socket for `/metrics` and `/healthz`, used instead of binding `--metrics`.
+    pub metrics: Option<TcpListener>,
     /// The Unix socket file this process created, removed at shutdown.
     pub created_socket: Option<std::path::PathBuf>,
 }
 
-/// Adopts the sockets systemd passed: a socket named `redirect` serves redirects, every
-/// other one serves WebSockets and HTTP.
+/// Adopts the sockets systemd passed: a TCP socket named `redirect` serves redirects, one
+/// named `metrics` serves `--metrics`, every other one serves WebSockets and HTTP.
 pub fn adopt(passed: Vec<super::systemd::Passed>) -> Result<Listeners, String> {
-    use super::systemd::{Passed, REDIRECT_NAME};
+    use super::systemd::{Passed, METRICS_NAME, REDIRECT_NAME};
     let mut listeners = Listeners::default();
     for socket in passed {
         let failed = |name: &str, err: std::io::Error| {
@@ -39,6 +41,8 @@ pub fn adopt(passed: Vec<super::systemd::Passed>) -> Result<Listeners, String> {
                 let listener = TcpListener::from_std(listener).map_err(|e| failed(&name, e))?;
                 if name == REDIRECT_NAME {
                     listeners.redirects.push(listener);
+                } else if name == METRICS_NAME && listeners.metrics.is_none() {
+                    listeners.metrics = Some(listener);
                 } else {
                     listeners.tcp.push(listener);
                 }

@@ -49,7 +49,7 @@ pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
     } else {
         tcp_specs(&config)
     };
-    let listeners = if activated {
+    let mut listeners = if activated {
         match listen::adopt(passed) {
             Ok(listeners) => {
                 print_activated_lines(&config, &listeners);
@@ -64,12 +64,13 @@ pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
             Err(message) => return fail(message),
         }
     };
-    let monitoring = match &config.metrics {
-        Some(address) => match observe::start(address).await {
+    let monitoring = match (listeners.metrics.take(), &config.metrics) {
+        (Some(passed), _) => Some(observe::adopt(passed)),
+        (None, Some(address)) => match observe::start(address).await {
             Ok(listener) => Some(listener),
             Err(message) => return fail(message),
         },
-        None => None,
+        (None, None) => None,
     };
     let certificates = match &config.tls {
         Some(files) => match tls::Certificates::load(files) {
@@ -103,6 +104,7 @@ pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
         unix,
         redirects,
         created_socket,
+        metrics: _,
     } = listeners;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState::new(config, shutdown_rx));
@@ -138,7 +140,7 @@ pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
             tokio::spawn(notifier.clone().keep_alive(interval));
         }
     }
-    tokio::spawn(reload_on_hangup(certificates, notifier.clone()));
+    tokio::spawn(tls::reload_on_hangup(certificates, notifier.clone()));
 
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
@@ -187,38 +189,6 @@ async fn bind(config: &Config, specs: &[ListenSpec]) -> Result<Listeners, String
         listeners.created_socket = Some(path.clone());
     }
     Ok(listeners)
-}
-
-/// SIGHUP re-reads the TLS files; the certificate in use stays when they are unusable.
-async fn reload_on_hangup(
-    certificates: Option<Arc<tls::Certificates>>,
-    notifier: Option<Arc<systemd::Notifier>>,
-) {
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hangup.recv().await.is_some() {
-        let Some(certificates) = &certificates else {
-            logging::server(Level::Info, "SIGHUP: no TLS certificate to reload");
-            continue;
-        };
-        if let Some(notifier) = &notifier {
-            notifier.reloading();
-        }
-        match certificates.reload() {
-            Ok(()) => logging::server(
-                Level::Info,
-                &format!("SIGHUP: reloaded TLS files ({})", certificates.describe()),
-            ),
-            Err(message) => logging::server(
-                Level::Error,
-                &format!("SIGHUP: keeping the current TLS certificate: {message}"),
-            ),
-        }
-        if let Some(notifier) = &notifier {
-            notifier.ready();
-        }
-    }
 }
 
 /// A listener that yields connections with the peer they come from.
@@ -326,7 +296,10 @@ fn print_activated_lines(config: &Config, listeners: &Listeners) {
         Level::Info,
         &format!(
             "Using {} socket(s) passed by systemd instead of --port, --address and --unixsocket",
-            specs.len() + unix.len() + listeners.redirects.len()
+            specs.len()
+                + unix.len()
+                + listeners.redirects.len()
+                + usize::from(listeners.metrics.is_some())
         ),
     );
     let mut shown = config.clone();

@@ -37,6 +37,18 @@ pub async fn start(address: &str) -> Result<TcpListener, String> {
     Ok(listener)
 }
 
+/// Turns metrics on for a listener systemd passed (a socket named `metrics`).
+pub fn adopt(listener: TcpListener) -> TcpListener {
+    crate::metrics::enable();
+    if let Ok(address) = listener.local_addr() {
+        logging::server(
+            Level::Info,
+            &format!("Serving metrics and health  : http://{address}/metrics, /healthz"),
+        );
+    }
+    listener
+}
+
 /// Answers monitoring requests on `listener` until the process exits.
 pub async fn serve(listener: TcpListener, shutdown: watch::Receiver<bool>) {
     let mut builder = http1::Builder::new();

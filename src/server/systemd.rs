@@ -13,6 +13,8 @@ use std::time::Duration;
 const FIRST_FD: RawFd = 3;
 /// The name of a passed socket that serves `--redirport`'s redirects.
 pub const REDIRECT_NAME: &str = "redirect";
+/// The name of a passed socket that serves `/metrics` and `/healthz`.
+pub const METRICS_NAME: &str = "metrics";
 
 /// A listening socket systemd passed.
 #[derive(Debug)]

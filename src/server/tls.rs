@@ -4,6 +4,7 @@
 //! when it arrives, so connections already open keep theirs.
 
 use crate::config::TlsFiles;
+use crate::logging::{self, Level};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -53,6 +54,39 @@ impl Certificates {
             text.push_str(&format!(", {}", ca.display()));
         }
         text
+    }
+}
+
+/// SIGHUP re-reads the TLS files; the certificate in use stays when they are unusable.
+pub async fn reload_on_hangup(
+    certificates: Option<Arc<Certificates>>,
+    notifier: Option<Arc<super::systemd::Notifier>>,
+) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let Some(certificates) = &certificates else {
+            logging::server(Level::Info, "SIGHUP: no TLS certificate to reload");
+            continue;
+        };
+        if let Some(notifier) = &notifier {
+            notifier.reloading();
+        }
+        match certificates.reload() {
+            Ok(()) => logging::server(
+                Level::Info,
+                &format!("SIGHUP: reloaded TLS files ({})", certificates.describe()),
+            ),
+            Err(message) => logging::server(
+                Level::Error,
+                &format!("SIGHUP: keeping the current TLS certificate: {message}"),
+            ),
+        }
+        if let Some(notifier) = &notifier {
+            notifier.ready();
+        }
     }
 }
 
