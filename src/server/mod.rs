@@ -1,6 +1,7 @@
 //! The server's lifetime: start-up lines, listeners (TCP and Unix socket, optionally TLS),
 //! accepting connections, and graceful shutdown on SIGTERM/SIGINT.
 
+mod accept_errors;
 mod connection;
 pub mod listen;
 mod observe;
@@ -16,7 +17,6 @@ use crate::state::AppState;
 use connection::Served;
 use listen::Listeners;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -228,6 +228,7 @@ impl Accept for UnixListener {
 /// Accepts connections until shutdown; each is served in its own task.
 async fn accept_loop<L: Accept>(listener: L, served: Served) {
     let mut shutdown = served.state.shutdown.clone();
+    let mut errors = accept_errors::AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.next() => accepted,
@@ -236,17 +237,12 @@ async fn accept_loop<L: Accept>(listener: L, served: Served) {
         match accepted {
             Ok((stream, peer)) => {
                 crate::metrics::connection_accepted();
+                accept_errors::after_success(&mut errors);
                 tokio::spawn(served.clone().serve(stream, peer));
             }
-            Err(err) => accept_failed(err).await,
+            Err(err) => accept_errors::after_failure(&mut errors, &err).await,
         }
     }
-}
-
-/// Out of descriptors or similar: say so, and give the system a moment before retrying.
-async fn accept_failed(err: std::io::Error) {
-    logging::server(Level::Error, &format!("Accept failed: {err}"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// One TCP listen address per `--address`, or every interface; none in Unix-socket-only
