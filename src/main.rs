@@ -29,6 +29,7 @@ fn main() {
         }
     };
     if config.launch.is_some() || config.cgi_dir.is_some() {
+        process::contain::log_mode(process::contain::init());
         // Started while the daemon holds few descriptors; programs are spawned from it.
         if let Err(err) = process::spawner::start() {
             logging::server(

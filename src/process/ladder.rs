@@ -1,5 +1,6 @@
 //! The termination ladder: close stdin, then SIGINT, SIGTERM and SIGKILL to the program's
-//! process group, each after a wait, until the program and everything it started are gone.
+//! process group (and to its descendants that left the group, see `contain`), each after a
+//! wait, until the program and everything it started are gone.
 
 use super::Child;
 use crate::logging::Scope;
@@ -23,6 +24,7 @@ pub async fn terminate(
     scope: &Scope,
 ) -> Option<ExitStatus> {
     let pid = child.id();
+    survey(child);
     drop(stdin);
     let mut status = None;
     let steps: [(Option<Signal>, &str, u64); 4] = [
@@ -33,7 +35,7 @@ pub async fn terminate(
     ];
     for (signal, step, wait_ms) in steps {
         if let Some(signal) = signal {
-            send(pid, signal, step, scope);
+            send(child, signal, step, scope);
         }
         let deadline = Instant::now() + Duration::from_millis(wait_ms);
         if wait_gone(child, &mut status, deadline).await {
@@ -58,12 +60,13 @@ pub async fn terminate_group(
     scope: &Scope,
 ) -> Option<ExitStatus> {
     let pid = child.id();
+    survey(child);
     let mut status = None;
     for (signal, step, wait) in [
         (Signal::TERM, "SIGTERM", grace),
         (Signal::KILL, "SIGKILL", KILL_WAIT),
     ] {
-        send(pid, signal, step, scope);
+        send(child, signal, step, scope);
         if wait_gone(child, &mut status, Instant::now() + wait).await {
             scope.debug("process", &format!("Process {pid} terminated after {step}"));
             return status;
@@ -81,9 +84,22 @@ pub fn kill_group_now(pid: u32) {
     }
 }
 
-/// Sends `signal` to the process group led by `pid`, logging a failure other than the
-/// group having already gone.
-fn send(pid: u32, signal: Signal, name: &str, scope: &Scope) {
+/// Notes the program's descendants that left its group while it still runs (once it has
+/// exited they can no longer be traced back to it without a cgroup).
+fn survey(child: &mut Child) {
+    let pid = child.id();
+    if let Some(containment) = child.containment() {
+        containment.survey(pid);
+    }
+}
+
+/// Sends `signal` to the program's process group and to its descendants that left the
+/// group, logging a failure other than the group having already gone.
+fn send(child: &mut Child, signal: Signal, name: &str, scope: &Scope) {
+    let pid = child.id();
+    if let Some(containment) = child.containment() {
+        containment.signal_escaped(pid, signal);
+    }
     let Some(group) = to_pid(pid) else { return };
     match kill_process_group(group, signal) {
         Ok(()) | Err(rustix::io::Errno::SRCH) => {}
@@ -103,7 +119,11 @@ async fn wait_gone(child: &mut Child, status: &mut Option<ExitStatus>, deadline:
         }
     }
     loop {
-        if !group_has_live_member(child.id()) {
+        let pid = child.id();
+        let escaped_alive = child
+            .containment()
+            .is_some_and(|containment| containment.has_live_member());
+        if !escaped_alive && !group_has_live_member(pid) {
             return true;
         }
         if Instant::now() >= deadline {

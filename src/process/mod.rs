@@ -1,10 +1,12 @@
 //! Launching a program for a connection or a CGI request, in its own process group, with
 //! pipes, and ending it with the termination ladder.
 
+pub mod contain;
 pub mod ladder;
 pub mod lines;
 pub mod pty;
 pub mod reaper;
+pub mod signals;
 pub mod spawner;
 
 pub use reaper::Child;
@@ -48,14 +50,17 @@ pub struct Program {
     pub stderr: Option<pipe::Receiver>,
 }
 
-/// Starts a program in a new process group with exactly the given environment, through
-/// the spawner helper when it runs.
+/// Starts a program in a new process group (and its own cgroup where cgroups are the
+/// containment) with exactly the given environment, through the spawner helper when it
+/// runs. If anything fails once the program exists, its process group is killed.
 pub fn spawn(launch: Launch<'_>) -> io::Result<Program> {
     start(launch).inspect_err(|_| crate::metrics::spawn_failed())
 }
 
 fn start(launch: Launch<'_>) -> io::Result<Program> {
-    let (mut fds, child) = if spawner::available() {
+    let cgroup = contain::SessionCgroup::create().and_then(Result::ok);
+    let cgroup_dir = cgroup.as_ref().map(contain::SessionCgroup::dir);
+    let (fds, mut child) = if spawner::available() {
         let request = spawner::Request {
             program: launch.program.as_os_str().to_owned(),
             arg0: launch.arg0.map(OsStr::to_owned),
@@ -68,37 +73,59 @@ fn start(launch: Launch<'_>) -> io::Result<Program> {
             cwd: launch.cwd.map(|cwd| cwd.as_os_str().to_owned()),
             capture_stderr: launch.capture_stderr,
             ptys: launch.ptys,
+            cgroup: cgroup_dir.map(|dir| dir.as_os_str().to_owned()),
         };
         match spawner::spawn(&request) {
-            Ok((pipes, child)) => (pipes.fds.into_iter(), child),
+            Ok((pipes, child)) => (pipes.fds, child),
             // The helper is gone or out of step: start this program (and later ones) here.
-            Err(_) if !spawner::available() => spawn_here_fds(&launch)?,
+            Err(_) if !spawner::available() => spawn_here_fds(&launch, cgroup_dir)?,
             Err(refused) => return Err(refused),
         }
     } else {
-        spawn_here_fds(&launch)?
+        spawn_here_fds(&launch, cgroup_dir)?
     };
+    child.contain(contain::Containment::new(cgroup));
+    match wrap_pipes(fds, launch.capture_stderr) {
+        Ok((stdin, stdout, stderr)) => Ok(Program {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            stderr,
+        }),
+        Err(err) => {
+            // The program runs but cannot be talked to: it must not be left behind.
+            ladder::kill_group_now(child.id());
+            Err(err)
+        }
+    }
+}
+
+type Pipes = (pipe::Sender, pipe::Receiver, Option<pipe::Receiver>);
+
+/// The daemon's ends of a program's streams (stdin, stdout, stderr when captured), made
+/// non-blocking and registered with the runtime.
+fn wrap_pipes(fds: Vec<OwnedFd>, capture_stderr: bool) -> io::Result<Pipes> {
     let missing = || io::Error::other("pipe not created");
+    let mut fds = fds.into_iter();
     let stdin = fds.next().ok_or_else(missing)?;
     let stdout = fds.next().ok_or_else(missing)?;
-    let stderr = if launch.capture_stderr {
+    let stderr = if capture_stderr {
         Some(fds.next().ok_or_else(missing)?)
     } else {
         None
     };
-    Ok(Program {
-        child,
-        stdin: Some(pipe::Sender::from_owned_fd_unchecked(nonblocking(stdin)?)?),
-        stdout: pipe::Receiver::from_owned_fd_unchecked(nonblocking(stdout)?)?,
-        stderr: match stderr {
+    Ok((
+        pipe::Sender::from_owned_fd_unchecked(nonblocking(stdin)?)?,
+        pipe::Receiver::from_owned_fd_unchecked(nonblocking(stdout)?)?,
+        match stderr {
             Some(fd) => Some(pipe::Receiver::from_owned_fd_unchecked(nonblocking(fd)?)?),
             None => None,
         },
-    })
+    ))
 }
 
 /// Starts the program here and returns its pipe ends in order (stdin, stdout, stderr).
-fn spawn_here_fds(launch: &Launch<'_>) -> io::Result<(std::vec::IntoIter<OwnedFd>, Child)> {
+fn spawn_here_fds(launch: &Launch<'_>, cgroup: Option<&Path>) -> io::Result<(Vec<OwnedFd>, Child)> {
     let mut command = std::process::Command::new(launch.program);
     if let Some(arg0) = launch.arg0 {
         command.arg0(arg0);
@@ -111,12 +138,17 @@ fn spawn_here_fds(launch: &Launch<'_>) -> io::Result<(std::vec::IntoIter<OwnedFd
         .env_clear()
         .envs(launch.env.iter().copied())
         .process_group(0);
+    signals::reset_in_child(&mut command);
+    let _procs = match cgroup {
+        Some(dir) => Some(contain::join_in_child(&mut command, dir)?),
+        None => None,
+    };
     let terminals = wire(&mut command, launch.capture_stderr, launch.ptys)?;
     let (mut started, child) = reaper::spawn_local(&mut command)?;
     // The command holds the program's side of any terminal: close it here, so the
     // program's exit is seen as the end of its output.
     drop(command);
-    Ok((daemon_ends(&mut started, terminals).into_iter(), child))
+    Ok((daemon_ends(&mut started, terminals), child))
 }
 
 /// The daemon's sides of a program's terminals, opened before it starts.

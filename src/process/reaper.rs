@@ -17,9 +17,22 @@ pub struct Child {
     pid: u32,
     status: Option<ExitStatus>,
     receiver: Option<oneshot::Receiver<ExitStatus>>,
+    /// What holds the program's descendants; dropping it kills those left.
+    containment: Option<super::contain::Containment>,
 }
 
 impl Child {
+    /// Attaches what holds the program's descendants (they are killed when the child is
+    /// dropped).
+    pub fn contain(&mut self, containment: super::contain::Containment) {
+        self.containment = Some(containment);
+    }
+
+    /// What holds the program's descendants, if anything.
+    pub fn containment(&mut self) -> Option<&mut super::contain::Containment> {
+        self.containment.as_mut()
+    }
+
     /// The program's PID (also its process group ID).
     pub fn id(&self) -> u32 {
         self.pid
@@ -88,6 +101,7 @@ pub fn register<T>(start: impl FnOnce() -> io::Result<(u32, T)>) -> io::Result<(
             pid,
             status: None,
             receiver: Some(receiver),
+            containment: None,
         },
     ))
 }
@@ -114,6 +128,8 @@ pub fn spawn_local(
 ) -> io::Result<(std::process::Child, Child)> {
     static WAITER: OnceLock<()> = OnceLock::new();
     WAITER.get_or_init(|| {
+        // The daemon starts programs itself: their orphans come back to it.
+        super::contain::become_subreaper();
         let started = std::thread::Builder::new()
             .name("reaper".into())
             .spawn(reap_forever);

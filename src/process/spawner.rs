@@ -47,6 +47,8 @@ pub struct Request {
     pub capture_stderr: bool,
     /// Which output streams are terminals (`--unbuffered`).
     pub ptys: super::pty::Streams,
+    /// The cgroup the program starts in, when cgroups hold programs.
+    pub cgroup: Option<OsString>,
 }
 
 /// Pipe ends of a started program.
@@ -199,6 +201,7 @@ fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
 }
 
 fn serve_requests() {
+    super::contain::become_subreaper();
     let stdin = io::stdin();
     let socket = match stdin.as_fd().try_clone_to_owned() {
         Ok(fd) => UnixStream::from(fd),
@@ -216,20 +219,41 @@ fn serve_requests() {
         return;
     }
     while let Ok(request) = read_request(&socket) {
+        if let Some(dir) = &request.cgroup {
+            let _ = CGROUP_PARENT.set(std::path::Path::new(dir).parent().map(Into::into));
+        }
         let reply = start_program(&request);
+        let pid = reply.as_ref().map(|(child, _)| child.id()).ok();
         if send_reply(&socket, reply).is_err() {
+            // The daemon never got the program's pipes: nobody may be left running.
+            if let Some(group) = pid.and_then(|pid| i32::try_from(pid).ok()) {
+                if let Some(group) = rustix::process::Pid::from_raw(group) {
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
+            }
             break;
         }
     }
     stop_leftovers();
 }
 
+/// The directory holding the programs' cgroups, learnt from the first request with one.
+static CGROUP_PARENT: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+
 /// The daemon is gone (it stops its own programs first when it can): nothing it started
-/// may outlive it, so every remaining program's group gets SIGTERM, then SIGKILL.
+/// may outlive it. Every remaining program's group, and every orphan this helper adopted as
+/// subreaper, gets SIGTERM, then SIGKILL; the programs' cgroups are emptied and removed.
 fn stop_leftovers() {
-    use rustix::process::{kill_process_group, Pid, Signal};
+    use rustix::process::{kill_process, kill_process_group, Pid, Signal};
     let signal_all = |signal: Signal| {
-        for &pid in live().iter() {
+        let programs = live().clone();
+        for pid in super::contain::adopted(&programs) {
+            if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, signal);
+            }
+        }
+        for pid in programs {
             if let Some(group) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
                 let _ = kill_process_group(group, signal);
             }
@@ -237,10 +261,22 @@ fn stop_leftovers() {
     };
     signal_all(Signal::TERM);
     let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
-    while !live().is_empty() && std::time::Instant::now() < deadline {
+    while !(live().is_empty() && super::contain::adopted(&BTreeSet::new()).is_empty())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     signal_all(Signal::KILL);
+    if let Some(Some(parent)) = CGROUP_PARENT.get() {
+        if let Ok(entries) = std::fs::read_dir(parent) {
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    super::contain::remove_cgroup(&entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(parent);
+    }
 }
 
 /// Starts a program; returns it with the daemon's ends of its streams.
@@ -258,6 +294,14 @@ fn start_program(request: &Request) -> io::Result<(std::process::Child, Vec<Owne
         .envs(request.env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
     let terminals = super::wire(&mut command, request.capture_stderr, request.ptys)?;
+    super::signals::reset_in_child(&mut command);
+    let _procs = match &request.cgroup {
+        Some(dir) => Some(super::contain::join_in_child(
+            &mut command,
+            std::path::Path::new(dir),
+        )?),
+        None => None,
+    };
     let mut live = live();
     let mut child = command.spawn()?;
     live.insert(child.id());
@@ -356,6 +400,11 @@ pub fn encode(request: &Request) -> Vec<u8> {
     );
     body.push(u8::from(request.capture_stderr));
     body.push(request.ptys.encode());
+    body.push(u8::from(request.cgroup.is_some()));
+    put(
+        &mut body,
+        request.cgroup.as_deref().map_or(b"", OsStr::as_bytes),
+    );
     let mut out = (body.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(&body);
     out
@@ -416,6 +465,8 @@ pub fn decode(body: &[u8]) -> Option<Request> {
     let cwd = cursor.string()?;
     let capture_stderr = cursor.flag()?;
     let ptys = super::pty::Streams::decode(cursor.take(1)?[0])?;
+    let has_cgroup = cursor.flag()?;
+    let cgroup = cursor.string()?;
     Some(Request {
         program,
         arg0: has_arg0.then_some(arg0),
@@ -424,6 +475,7 @@ pub fn decode(body: &[u8]) -> Option<Request> {
         cwd: has_cwd.then_some(cwd),
         capture_stderr,
         ptys,
+        cgroup: has_cgroup.then_some(cgroup),
     })
 }
 
@@ -441,6 +493,7 @@ mod tests {
             cwd: Some("/tmp".into()),
             capture_stderr: true,
             ptys: super::super::pty::Streams::StdoutAndStderr,
+            cgroup: Some("/sys/fs/cgroup/websocketd.1/7".into()),
         };
         let encoded = encode(&request);
         assert_eq!(decode(&encoded[4..]), Some(request));

@@ -123,6 +123,14 @@ impl Server {
 
     /// Like [`Server::start_in`], with extra environment variables for the daemon.
     pub fn start_with(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::start_configured(cwd, args, &|command| {
+            command.envs(env.iter().copied());
+        })
+    }
+
+    /// Like [`Server::start_in`], with `configure` applied to the daemon's command (limits,
+    /// signal dispositions, a wrapper).
+    pub fn start_configured(cwd: &Path, args: &[&str], configure: &dyn Fn(&mut Command)) -> Server {
         for _ in 0..5 {
             let port = free_port();
             let mut command = Command::new(binary());
@@ -131,10 +139,10 @@ impl Server {
                 .arg(format!("--port={port}"))
                 .arg("--address=127.0.0.1")
                 .args(args)
-                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
+            configure(&mut command);
             let mut child = command.spawn().expect("start websocketd");
             let stdout = Lines::default();
             let stderr = Lines::default();
