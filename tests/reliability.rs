@@ -323,3 +323,43 @@ fn running_out_of_descriptors_leaves_no_program_behind_and_logs_once_per_episode
     );
     assert!(recoveries >= failures.saturating_sub(1), "{lines:?}");
 }
+
+// ---- Requests the HTTP parser refuses ----
+
+#[test]
+fn a_target_with_angle_brackets_or_backquote_is_refused_and_logged() {
+    let server = Server::start(&["cat"]);
+    for target in ["/a<b", "/a>b", "/a`b"] {
+        let raw = server.raw(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let response = HttpResponse::parse(&raw);
+        assert_eq!(response.status, 400, "{target}");
+    }
+    assert!(server
+        .stdout
+        .wait_count(DEADLINE, 3, |l| l.contains("| ACCESS |")
+            && l.contains("remote:'127.0.0.1'")
+            && l.contains("Refused unparsable request (400): invalid URI")));
+}
+
+fn request_with_headers(count: usize) -> Vec<u8> {
+    let mut request = b"GET /nothing-here HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..count {
+        request.extend_from_slice(format!("h{i}:\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    request
+}
+
+#[test]
+fn thousands_of_header_lines_are_accepted_and_too_many_refused_with_a_log_line() {
+    let server = Server::start(&["cat"]);
+    // Go's limit is only the 1 MiB size: 20,000 short lines are far below it.
+    let response = HttpResponse::parse(&server.raw(&request_with_headers(20_000)));
+    assert_eq!(response.status, 404);
+    let response = HttpResponse::parse(&server.raw(&request_with_headers(24_577)));
+    assert_eq!(response.status, 431);
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("Refused unparsable request (431)"))
+        .is_some());
+}

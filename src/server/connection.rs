@@ -20,6 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request header block accepted (larger gets 431).
 const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
+/// Most header lines accepted: all that the HTTP library's header map can hold (it panics
+/// beyond 24,576 entries). Go has no count limit below its 1 MiB size limit; requests with
+/// more lines than this get 431 (see docs/differences.md).
+const MAX_HEADERS: usize = 24_576;
 
 /// Everything needed to serve a connection, cloned into each connection's task.
 #[derive(Clone)]
@@ -38,7 +42,8 @@ impl Served {
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .title_case_headers(true)
-            .max_buf_size(MAX_HEADER_BYTES);
+            .max_buf_size(MAX_HEADER_BYTES)
+            .max_headers(MAX_HEADERS);
         Served {
             state,
             certificates,
@@ -90,6 +95,7 @@ impl Served {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let refused_peer = peer.clone();
         let connection = Arc::new(Connection {
             peer,
             tls,
@@ -101,11 +107,14 @@ impl Served {
             let connection = connection.clone();
             async move { Ok::<_, Infallible>(router::route(request, state, connection).await) }
         });
-        let _ = self
+        let served = self
             .builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades()
             .await;
+        if let Err(err) = served {
+            super::refused::log_if_refused(&refused_peer, &err);
+        }
     }
 }
 

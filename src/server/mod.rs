@@ -7,6 +7,7 @@ pub mod listen;
 mod observe;
 pub mod proxy_protocol;
 mod redirect;
+mod refused;
 pub mod systemd;
 mod tls;
 
