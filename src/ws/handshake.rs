@@ -167,7 +167,8 @@ pub fn switching_protocols(accept: &str, custom: &CustomHeaders) -> Response<Bod
 }
 
 /// The length of standard, padded base64 `text` once decoded; `None` if it is not base64.
-fn decoded_len(text: &[u8]) -> Option<usize> {
+/// Public for the fuzz target that compares it with an independent decoder.
+pub fn decoded_len(text: &[u8]) -> Option<usize> {
     if text.is_empty() || text.len() % 4 != 0 {
         return None;
     }

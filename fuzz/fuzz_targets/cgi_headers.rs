@@ -1,0 +1,44 @@
+//! A CGI script's header block, as its output arrives in arbitrary pieces. Properties:
+//! the outcome does not depend on how the output was cut; the body that follows the block
+//! is exactly the rest of the output; the buffer never grows past the block limit; a
+//! response without Content-Type has a Status or Location.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use websocketd::cgi::headers::{HeadReader, Progress, MAX_BLOCK};
+
+fn feed(data: &[u8], cuts: &[usize]) -> Result<Progress, websocketd::cgi::headers::HeadError> {
+    let mut reader = HeadReader::new();
+    let mut start = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+        let end = cut.clamp(start, data.len());
+        match reader.push(&data[start..end])? {
+            Progress::More => start = end,
+            done => return Ok(done),
+        }
+    }
+    Ok(Progress::More)
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&seed, data)) = input.split_first() else {
+        return;
+    };
+    let whole = feed(data, &[]);
+    let step = usize::from(seed).max(1);
+    let cuts: Vec<usize> = (1..data.len()).step_by(step).collect();
+    let pieces = feed(data, &cuts);
+    assert_eq!(whole, pieces);
+    match whole {
+        Ok(Progress::Done { head, rest }) => {
+            assert!(data.ends_with(&rest));
+            assert!(data.len() - rest.len() <= MAX_BLOCK);
+            let has = |name: &str| head.headers.iter().any(|(n, _)| n.as_str() == name);
+            if !has("content-type") {
+                assert!(has("location") || head.status != hyper::StatusCode::OK || has("status"));
+            }
+        }
+        Ok(Progress::More) => assert!(data.len() <= MAX_BLOCK + 2),
+        Err(err) => assert!(!err.message().is_empty()),
+    }
+});
