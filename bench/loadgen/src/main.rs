@@ -9,6 +9,7 @@
 mod args;
 mod report;
 mod scenarios;
+mod soak;
 mod tls;
 mod util;
 
@@ -31,6 +32,9 @@ scenarios and their options (defaults in brackets):
   scale            --connections N [1000] --parallel P [200] --hold-seconds S [60]
   sustained        --connections N [50] --rate R [100] --seconds S [10]
   backpressure     --rate R [1000] --seconds S [10] --drain D [5]
+  churn            --concurrency N [50] --count M [1000] --wait-ms W [5000]
+  slowloris        --connections N [2000] --seconds S [30] --interval-ms I [1000]
+  pingflood        --count N [1000000] --size B [125] --stall-seconds S [10]
 every scenario also takes --max-seconds T [300], a bound on the whole run.
 with wss://, --ca names a PEM file of the CA certificates to trust (the only ones
 trusted); every connection makes a full TLS handshake (no session resumption).";
@@ -78,6 +82,9 @@ fn run(scenario: &str, args: Args) -> Result<Report, Error> {
                 "scale" => scenarios::scale(&args).await,
                 "sustained" => scenarios::sustained(&args).await,
                 "backpressure" => scenarios::backpressure(&args).await,
+                "churn" => soak::churn(&args).await,
+                "slowloris" => soak::slowloris(&args).await,
+                "pingflood" => soak::pingflood(&args).await,
                 other => {
                     eprintln!("{USAGE}");
                     Err(Error::new(format!("unknown scenario {other:?}")))

@@ -56,7 +56,7 @@ async fn watchdog(
 }
 
 /// Small buffers for scenarios with many mostly idle connections.
-fn small_config() -> WebSocketConfig {
+pub fn small_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(4096)
