@@ -6,6 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
+use websocketd::process::pty::Streams;
 use websocketd::process::spawner::{decode, encode, Request};
 
 fuzz_target!(|data: &[u8]| {
@@ -39,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         env,
         cwd,
         capture_stderr: flags & 4 != 0,
+        ptys: Streams::decode((flags >> 4) % 3).unwrap_or_default(),
         cgroup,
     };
     let encoded = encode(&request);
