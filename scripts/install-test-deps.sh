@@ -75,6 +75,7 @@ packages+=(groff man-db zsh fish)  # issue 14: man page and shell completion tes
 packages+=(gcc gawk)  # issue 12: --unbuffered tests compile a C program and run GNU awk
 packages+=(systemd)  # issue 11: systemd-socket-activate and systemd-analyze (no PID 1 systemd needed)
 packages+=(nginx haproxy)  # issue 11: the reverse-proxy recipes, tested end to end
+packages+=(util-linux mount g++)  # issue 8: unshare/prlimit in reliability tests and soak; libFuzzer builds with g++
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

@@ -146,15 +146,58 @@ pub fn spawn_local(
     })
 }
 
+/// Waits until a child of this process has exited, without reaping it, and returns its
+/// PID. A reaper must not reap a child that `Command::spawn` is still starting: when `exec`
+/// fails, `spawn` reaps that child itself and panics if it is already gone. So reapers look
+/// first, then take the lock that starting holds, then reap with [`reap`].
+pub fn exited_child() -> io::Result<u32> {
+    loop {
+        // SAFETY: waitid fills the zeroed siginfo_t we pass; WNOWAIT leaves the child
+        // waitable. si_pid is valid for the SIGCHLD information waitid returns.
+        let pid = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            if libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) != 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            info.si_pid()
+        };
+        if let Ok(pid) = u32::try_from(pid) {
+            if pid != 0 {
+                return Ok(pid);
+            }
+        }
+    }
+}
+
+/// Reaps `pid` if it has exited and nobody reaped it meanwhile; returns its raw status.
+pub fn reap(pid: u32) -> Option<i32> {
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)?;
+    match rustix::process::waitpid(Some(target), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => Some(status.as_raw()),
+        _ => None,
+    }
+}
+
 /// Waits for any child of this process and delivers its status; sleeps while there are
 /// none.
 fn reap_forever() {
     loop {
-        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
-            Ok(Some((pid, status))) => {
-                deliver(pid.as_raw_nonzero().get().unsigned_abs(), status.as_raw());
+        match exited_child() {
+            Ok(pid) => {
+                // Starting a program holds the table (see `exited_child`).
+                let held = lock(table());
+                let reaped = reap(pid);
+                drop(held);
+                if let Some(status) = reaped {
+                    deliver(pid, status);
+                }
             }
-            Ok(None) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => {
                 // No children: sleep until one is started. (A child registered since the
                 // failed wait makes the table non-empty: wait for it right away.)

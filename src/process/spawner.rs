@@ -345,17 +345,22 @@ fn send_reply(
 
 fn reap_and_report(mut reports: UnixStream) {
     loop {
-        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
-            Ok(Some((pid, status))) => {
-                let pid = pid.as_raw_nonzero().get().unsigned_abs();
-                live().remove(&pid);
+        match reaper::exited_child() {
+            Ok(pid) => {
+                // A start in progress holds `live` (and reaps a child whose exec failed
+                // itself): reap only once it is done.
+                let mut live = live();
+                let Some(status) = reaper::reap(pid) else {
+                    continue;
+                };
+                live.remove(&pid);
+                drop(live);
                 let mut record = [0u8; 8];
                 record[..4].copy_from_slice(&pid.to_le_bytes());
-                record[4..].copy_from_slice(&status.as_raw().to_le_bytes());
+                record[4..].copy_from_slice(&status.to_le_bytes());
                 // Once the daemon is gone there is nobody to tell; keep reaping.
                 let _ = reports.write_all(&record);
             }
-            Ok(None) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => {
                 let live = live();
                 if live.is_empty() {
