@@ -9,7 +9,11 @@ within each repetition; on a shared, noisy machine only those ratios are compara
 between runs, never absolute figures.
 
     bench/run.py [--ours PATH] [--theirs PATH|none] [--scenarios a,b,...] [--runs N]
-                 [--smoke] [--out FILE]
+                 [--ours-flags FLAGS] [--theirs-flags FLAGS] [--smoke] [--out FILE]
+
+--ours-flags / --theirs-flags add daemon flags to one side (after the runner's own, so
+they win): with --theirs pointing at our own binary, the ratio column is the cost of a
+feature, e.g. `--theirs target/release/websocketd --ours-flags=--metrics=127.0.0.1:0`.
 
 Two groups run only when named (`--scenarios tls,http`) or with --smoke: `tls` measures
 each server over ws:// and wss:// (a throwaway CA and certificate made with the openssl
@@ -582,10 +586,11 @@ def run_wrk(case, server):
     return report
 
 
-def run_one(binary, loadgen, case, fixtures=None, secure=False):
+def run_one(binary, loadgen, case, fixtures=None, secure=False, flags=()):
     """One server run: start, wait, load, measure, stop. Returns a result dict. `secure`:
-    the server gets --ssl and the loadgen a wss:// URL (tls)."""
-    extra_flags = fixtures.tls_flags if secure else []
+    the server gets --ssl and the loadgen a wss:// URL (tls); `flags` are extra daemon
+    flags (--ours-flags/--theirs-flags)."""
+    extra_flags = (fixtures.tls_flags if secure else []) + list(flags)
     server = Server(binary, case, extra_flags)
     result = {}
     try:
@@ -918,7 +923,7 @@ def git_revision():
         return "unknown"
 
 
-def run_cases(cases, servers, loadgen, runs, fixtures):
+def run_cases(cases, servers, loadgen, runs, fixtures, server_flags=None):
     """Every case, `runs` repetitions, each server (and for tls each server over ws://
     and wss://) in an order that alternates between repetitions. Returns (results,
     failures): results[case name][variant] is the list of per-repetition reports."""
@@ -934,7 +939,8 @@ def run_cases(cases, servers, loadgen, runs, fixtures):
             order = variants if rep % 2 == 0 else list(reversed(variants))
             for name, binary, secure in order:
                 t = time.monotonic()
-                r = run_one(binary, loadgen, case, fixtures, secure)
+                flags = (server_flags or {}).get(name.split()[0], [])
+                r = run_one(binary, loadgen, case, fixtures, secure, flags)
                 per[name].append(r)
                 status = ("ERROR " + r["error"]) if "error" in r else (
                     "stalled" if r.get("stalled") else "ok")
@@ -967,7 +973,13 @@ def main():
     p.add_argument("--smoke", action="store_true",
                    help="every scenario once with tiny workloads; non-zero exit on failure")
     p.add_argument("--out", help="also write the table (Markdown) here, raw data to FILE.json")
+    p.add_argument("--ours-flags", default="",
+                   help="extra daemon flags for ours (one shell-quoted string)")
+    p.add_argument("--theirs-flags", default="",
+                   help="extra daemon flags for theirs (one shell-quoted string)")
     args = p.parse_args()
+    server_flags = {"ours": shlex.split(args.ours_flags),
+                    "theirs": shlex.split(args.theirs_flags)}
 
     if args.scenarios is None:
         wanted = SCENARIOS + EXTRA_SCENARIOS if args.smoke else list(SCENARIOS)
@@ -1003,7 +1015,8 @@ def main():
         started = time.monotonic()
         print(f"# {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}; {runs} run(s) per "
               "scenario", file=sys.stderr)
-        results, failures = run_cases(cases, servers, args.loadgen, runs, fixtures)
+        results, failures = run_cases(cases, servers, args.loadgen, runs, fixtures,
+                                      server_flags)
         elapsed = time.monotonic() - started
     finally:
         fixtures.cleanup()
@@ -1013,10 +1026,12 @@ def main():
         f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"Machine: {machine_text()}; RLIMIT_NOFILE {nofile}{nofile_note}",
         f"Command: `{command.strip()}` ({runs} run(s) per scenario, {elapsed:.0f} s)",
-        f"Ours: {shown(args.ours)} ({version_of(args.ours)}), tree at {git_revision()}",
+        f"Ours: {shown(args.ours)} ({version_of(args.ours)}), tree at {git_revision()}"
+        + (f", extra flags `{args.ours_flags}`" if args.ours_flags else ""),
     ]
     if theirs:
-        header.append(f"Theirs: {shown(theirs)} ({version_of(theirs)})")
+        header.append(f"Theirs: {shown(theirs)} ({version_of(theirs)})"
+                      + (f", extra flags `{args.theirs_flags}`" if args.theirs_flags else ""))
     sections = []
     ws_cases = [c for c in cases if c.scenario not in EXTRA_SCENARIOS]
     if ws_cases:
