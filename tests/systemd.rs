@@ -322,3 +322,34 @@ fn shipped_units_pass_systemd_analyze_verify() {
         assert!(service.contains(hardening), "{hardening}");
     }
 }
+
+#[test]
+fn a_connected_socket_instead_of_a_listener_is_refused() {
+    // --accept passes each connection's own socket (Accept=yes), which websocketd cannot serve.
+    let port = free_port();
+    let mut command = Command::new("systemd-socket-activate");
+    command
+        .current_dir(root())
+        .arg("--accept")
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(binary())
+        .arg("cat");
+    let server = Server::spawn_command(command);
+    assert!(server
+        .stderr
+        .wait_for(DEADLINE, |l| l.starts_with("Listening on"))
+        .is_some());
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let line = server
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("Can't start server: socket 3"))
+        .expect("a fatal line");
+    assert!(line.contains("is not listening (use Accept=no"), "{line}");
+    // The connection is closed, not served.
+    let mut buffer = [0u8; 16];
+    assert_eq!(
+        std::io::Read::read(&mut stream, &mut buffer).unwrap_or(0),
+        0
+    );
+}

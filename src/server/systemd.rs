@@ -95,6 +95,13 @@ pub fn take_listeners() -> Result<Vec<Passed>, String> {
         if kind != Type::STREAM {
             return Err(format!("{} is not a stream socket", describe()));
         }
+        // Accept=yes passes one connected socket per connection instead of the listener.
+        if !rustix::net::sockopt::socket_acceptconn(&socket).unwrap_or(false) {
+            return Err(format!(
+                "{} is not listening (use Accept=no in the socket unit)",
+                describe()
+            ));
+        }
         socket
             .set_nonblocking(true)
             .map_err(|err| format!("{}: {err}", describe()))?;
