@@ -72,6 +72,7 @@ apt_get() {
 
 packages=(chromium chromium-driver websocketd python3 python3-venv perl procps patch wrk openssl)
 packages+=(groff man-db zsh fish)  # issue 14: man page and shell completion tests
+packages+=(curl gcc)  # issue 14: commands of docs/guide.md
 packages+=(gcc gawk)  # issue 12: --unbuffered tests compile a C program and run GNU awk
 packages+=(systemd)  # issue 11: systemd-socket-activate and systemd-analyze (no PID 1 systemd needed)
 packages+=(nginx haproxy)  # issue 11: the reverse-proxy recipes, tested end to end
