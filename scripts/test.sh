@@ -11,4 +11,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build
 cargo test --all-targets
 scripts/bench-smoke.sh --theirs none
+# Install paths: cargo install and the Debian package (a real dpkg -i when CI=true).
+scripts/package.sh
 scripts/autobahn.sh target/debug/websocketd
