@@ -21,6 +21,41 @@ pub enum Launch {
     Dir(PathBuf),
 }
 
+/// What client messages do in broadcast mode (`--broadcastinput`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastInput {
+    /// Read and dropped.
+    None,
+    /// Each message becomes one whole line on the program's stdin.
+    Lines,
+    /// One JSON object per line with the client's id, plus join and leave events.
+    Tagged,
+}
+
+/// How long a shared program outlives its last client (`--lingerms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linger {
+    /// Stopped this many milliseconds after the last client left (0: at once).
+    For(u64),
+    /// Kept running until the daemon stops (`-1`, and `--prestart`).
+    Forever,
+}
+
+/// `--broadcast` and its settings.
+#[derive(Debug, Clone)]
+pub struct BroadcastSettings {
+    /// `--lingerms` (`Forever` with `--prestart`).
+    pub linger: Linger,
+    /// `--prestart`.
+    pub prestart: bool,
+    /// `--replay`: messages kept for clients that join.
+    pub replay: usize,
+    /// `--broadcastinput`.
+    pub input: BroadcastInput,
+    /// `--maxqueue`: messages that may wait for one client; `None` is lossless.
+    pub max_queue: Option<usize>,
+}
+
 /// A `--header`-style response header.
 #[derive(Debug, Clone)]
 pub struct CustomHeader {
@@ -94,6 +129,10 @@ pub struct Config {
     pub reverse_lookup: bool,
     /// `--maxforks`; `None` means unlimited.
     pub max_forks: Option<usize>,
+    /// `--maxclients`; `None` means unlimited.
+    pub max_clients: Option<usize>,
+    /// `--broadcast`: one shared program per route instead of one per connection.
+    pub broadcast: Option<BroadcastSettings>,
     /// `--closems`.
     pub close_ms: u64,
     /// `--pingms`; 0 is off.

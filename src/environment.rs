@@ -110,28 +110,9 @@ pub fn sanitize(value: &[u8]) -> Vec<u8> {
 /// Builds the environment in upstream's order; when a name repeats, the later value wins.
 pub fn build(facts: &RequestFacts<'_>, settings: &EnvSettings<'_>) -> Vec<Entry> {
     let mut env = Vec::with_capacity(32 + facts.headers.len());
-    let mut push = |name: &str, value: &[u8], origin: EntryOrigin| {
-        let value = OsString::from_vec(sanitize(value));
-        match env.iter_mut().find(|e: &&mut Entry| e.name == name) {
-            Some(existing) => {
-                existing.value = value;
-                existing.origin = origin;
-            }
-            None => env.push(Entry {
-                name: name.to_string(),
-                value,
-                origin,
-            }),
-        }
-    };
-    push(
-        "SERVER_SOFTWARE",
-        format!("websocketd/{}", version_string()).as_bytes(),
-        EntryOrigin::Standard,
-    );
-    for (name, value) in settings.passenv {
-        push(name, value.as_encoded_bytes(), EntryOrigin::Parent);
-    }
+    server_software_and_passenv(&mut env, settings);
+    let mut push =
+        |name: &str, value: &[u8], origin: EntryOrigin| put(&mut env, name, value, origin);
     let (remote_addr, remote_port) = match facts.peer {
         Peer::Tcp { ip, port } => (ip.as_str(), port.map(|p| p.to_string()).unwrap_or_default()),
         Peer::Unix => ("unix-socket", String::new()),
@@ -217,6 +198,71 @@ pub async fn remote_host(peer: &Peer, reverse_lookup: bool) -> String {
                 .unwrap_or_else(|| ip.clone())
         }
     }
+}
+
+/// Sets `name` (sanitised `value`), replacing an earlier entry of that name in place.
+fn put(env: &mut Vec<Entry>, name: &str, value: &[u8], origin: EntryOrigin) {
+    let value = OsString::from_vec(sanitize(value));
+    match env.iter_mut().find(|e| e.name == name) {
+        Some(existing) => {
+            existing.value = value;
+            existing.origin = origin;
+        }
+        None => env.push(Entry {
+            name: name.to_string(),
+            value,
+            origin,
+        }),
+    }
+}
+
+/// The first entries of every environment: `SERVER_SOFTWARE`, then `--passenv`.
+fn server_software_and_passenv(env: &mut Vec<Entry>, settings: &EnvSettings<'_>) {
+    put(
+        env,
+        "SERVER_SOFTWARE",
+        format!("websocketd/{}", version_string()).as_bytes(),
+        EntryOrigin::Standard,
+    );
+    for (name, value) in settings.passenv {
+        put(env, name, value.as_encoded_bytes(), EntryOrigin::Parent);
+    }
+}
+
+/// What the environment of a program shared by many clients (broadcast mode) is made of:
+/// only facts about the server, never about one client.
+#[derive(Debug)]
+pub struct ServerFacts<'a> {
+    /// `SERVER_NAME`: the first `--address`, else the machine's host name.
+    pub server_name: &'a str,
+    /// `SERVER_PORT` (empty when listening on a Unix socket only).
+    pub server_port: &'a str,
+    /// `SCRIPT_NAME`: the URL path the program is served under.
+    pub script_name: &'a [u8],
+}
+
+/// The server's part of the CGI environment, for a program shared by every client of a
+/// URL: `SERVER_*`, `GATEWAY_INTERFACE`, `SCRIPT_NAME`, `HTTPS` and `--passenv`, in the
+/// order [`build`] uses, without any client's variables.
+pub fn build_shared(facts: &ServerFacts<'_>, settings: &EnvSettings<'_>) -> Vec<Entry> {
+    let mut env: Vec<Entry> = Vec::with_capacity(8 + settings.passenv.len());
+    server_software_and_passenv(&mut env, settings);
+    let mut push =
+        |name: &str, value: &[u8], origin: EntryOrigin| put(&mut env, name, value, origin);
+    let standard: [(&str, &[u8]); 5] = [
+        ("SERVER_NAME", facts.server_name.as_bytes()),
+        ("SERVER_PORT", facts.server_port.as_bytes()),
+        ("SERVER_PROTOCOL", b"HTTP/1.1"),
+        ("GATEWAY_INTERFACE", b"CGI/1.1"),
+        ("SCRIPT_NAME", facts.script_name),
+    ];
+    for (name, value) in standard {
+        push(name, value, EntryOrigin::Standard);
+    }
+    if settings.tls {
+        push("HTTPS", b"on", EntryOrigin::Standard);
+    }
+    env
 }
 
 /// `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`.
@@ -345,6 +391,31 @@ mod tests {
             assert_eq!(value(&env, "REMOTE_ADDR"), Some("unix-socket"));
             assert_eq!(value(&env, "REMOTE_PORT"), Some(""));
             assert_eq!(value(&env, "HTTPS"), tls.then_some("on"));
+        }
+    }
+
+    #[test]
+    fn shared_environment_has_no_client_variables() {
+        let passenv = vec![("PATH".to_string(), OsString::from("/bin"))];
+        let facts = ServerFacts {
+            server_name: "example",
+            server_port: "8080",
+            script_name: b"/feed.sh",
+        };
+        let env = build_shared(
+            &facts,
+            &EnvSettings {
+                passenv: &passenv,
+                tls: true,
+            },
+        );
+        assert_eq!(value(&env, "SERVER_NAME"), Some("example"));
+        assert_eq!(value(&env, "SERVER_PORT"), Some("8080"));
+        assert_eq!(value(&env, "SCRIPT_NAME"), Some("/feed.sh"));
+        assert_eq!(value(&env, "HTTPS"), Some("on"));
+        assert_eq!(value(&env, "PATH"), Some("/bin"));
+        for client in ["REMOTE_ADDR", "REMOTE_PORT", "QUERY_STRING", "UNIQUE_ID"] {
+            assert_eq!(value(&env, client), None, "{client}");
         }
     }
 

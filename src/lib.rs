@@ -2,6 +2,7 @@
 //! and the benchmarks share one implementation. `src/main.rs` is the thin command-line entry.
 
 pub mod auth;
+pub mod broadcast;
 pub mod cgi;
 pub mod cli;
 pub mod config;

@@ -16,6 +16,10 @@ pub struct AppState {
     pub config: Config,
     /// `--maxforks`.
     pub forks: ForkLimiter,
+    /// `--maxclients`: a connected WebSocket client holds a slot.
+    pub clients: ForkLimiter,
+    /// `--broadcast`: the shared programs, one per route.
+    pub hubs: Option<crate::broadcast::Hubs>,
     /// Becomes true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// Running sessions.
@@ -30,12 +34,21 @@ pub struct AppState {
 impl AppState {
     /// State for a server about to start.
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> AppState {
+        let forks = ForkLimiter::new(config.max_forks);
+        let sessions = SessionTracker::default();
         AppState {
-            forks: ForkLimiter::new(config.max_forks),
             once: OnceGate::new(config.once),
+            hubs: crate::broadcast::Hubs::new(
+                &config,
+                forks.clone(),
+                sessions.clone(),
+                shutdown.clone(),
+            ),
+            clients: ForkLimiter::new(config.max_clients),
+            forks,
             config,
             shutdown,
-            sessions: SessionTracker::default(),
+            sessions,
             started: SystemTime::now(),
             last_id: AtomicU64::new(0),
         }
@@ -65,7 +78,8 @@ impl AppState {
 }
 
 /// Counts running sessions so shutdown can wait until every program has been stopped.
-#[derive(Debug, Default)]
+/// Clones count into the same total.
+#[derive(Debug, Default, Clone)]
 pub struct SessionTracker {
     inner: Arc<TrackerInner>,
 }

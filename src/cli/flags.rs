@@ -206,6 +206,48 @@ pub static FLAGS: &[Flag] = &[
         "Most programs running at once; further upgrades get 429.\n0 or less: no limit. Default: 1024.",
     ),
     flag(
+        "maxclients",
+        Kind::Int,
+        "N",
+        "Most WebSocket clients connected at once; further upgrades get\n429. 0 or less: no limit. Default: 0.",
+    ),
+    flag(
+        "broadcast",
+        Kind::Bool,
+        "",
+        "Run the program (with --dir, each script) once, shared by every\nclient of its URL: every line it prints goes to every client\nconnected at that moment.",
+    ),
+    flag(
+        "lingerms",
+        Kind::Int,
+        "MS",
+        "With --broadcast: keep the program running MS milliseconds after\nthe last client leaves; -1: until the daemon stops. Default: 0.",
+    ),
+    flag(
+        "prestart",
+        Kind::Bool,
+        "",
+        "With --broadcast: start the program (with --dir, every program\nat the top of DIR) when the daemon starts, and keep it running.",
+    ),
+    flag(
+        "replay",
+        Kind::Uint,
+        "N",
+        "With --broadcast: a client that joins first receives the last N\nmessages. Default: 0.",
+    ),
+    flag(
+        "broadcastinput",
+        Kind::Text,
+        "MODE",
+        "With --broadcast, what client messages do: none (dropped),\nlines (each one whole line on the program's stdin) or tagged\n(one JSON object per line with the client's id, plus join and\nleave events). Default: none.",
+    ),
+    flag(
+        "maxqueue",
+        Kind::Uint,
+        "N",
+        "With --broadcast: messages that may wait for one client; a\nclient further behind is closed with 1013. 0: lossless, the\nprogram waits for the slowest client. Default: 1024.",
+    ),
+    flag(
         "closems",
         Kind::Uint,
         "MS",

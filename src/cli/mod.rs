@@ -9,7 +9,10 @@ pub mod goflag;
 pub mod help;
 mod manpage;
 
-use crate::config::{AuthCommand, Config, CustomHeader, CustomHeaders, Launch, TlsFiles};
+use crate::config::{
+    AuthCommand, BroadcastInput, BroadcastSettings, Config, CustomHeader, CustomHeaders, Launch,
+    Linger, TlsFiles,
+};
 use crate::environment::snapshot_passenv;
 use crate::hints;
 use crate::logging::{self, Format, Level};
@@ -175,6 +178,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
             hints::missing_dir("--staticdir", statics)
         )));
     }
+    let broadcast = broadcast_settings(&parsed, launch.is_some())?;
     let dev_console = parsed.flag("devconsole");
     for (conflict, flag) in [(static_dir, "--staticdir"), (cgi_dir, "--cgidir")] {
         if dev_console && conflict.is_some() {
@@ -224,6 +228,11 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         subprotocols,
         reverse_lookup: parsed.flag("reverselookup"),
         max_forks: usize::try_from(max_forks).ok().filter(|&n| n > 0),
+        max_clients: parsed
+            .int("maxclients")
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n > 0),
+        broadcast,
         close_ms: parsed.uint("closems").unwrap_or(0),
         ping_ms: parsed.uint("pingms").unwrap_or(0),
         max_message: usize::try_from(max_message).ok().filter(|&n| n > 0),
@@ -310,6 +319,71 @@ fn flag_hint(message: &str) -> String {
         .and_then(|typed| hints::closest(typed, flags::FLAGS.iter().map(|flag| flag.name)))
         .map(|name| format!("did you mean --{name}?\n"))
         .unwrap_or_default()
+}
+
+/// Default `--maxqueue`.
+const DEFAULT_MAX_QUEUE: u64 = 1024;
+
+/// `--broadcast` and the flags that only mean something with it.
+fn broadcast_settings(
+    parsed: &goflag::Parsed,
+    has_program: bool,
+) -> Result<Option<BroadcastSettings>, Exit> {
+    let refuse = |message: &str| Exit::new(1, "", format!("{message}\n"));
+    let linger = parsed.int("lingerms");
+    let input = parsed.text("broadcastinput");
+    if !parsed.flag("broadcast") {
+        let dependent = linger.is_some()
+            || parsed.flag("prestart")
+            || parsed.uint("replay").is_some()
+            || input.is_some()
+            || parsed.uint("maxqueue").is_some();
+        if dependent {
+            return Err(refuse(
+                "--lingerms, --prestart, --replay, --broadcastinput and --maxqueue need --broadcast",
+            ));
+        }
+        return Ok(None);
+    }
+    if !has_program {
+        return Err(refuse("--broadcast needs COMMAND or --dir"));
+    }
+    if parsed.flag("once") {
+        return Err(refuse(
+            "--once serves a single connection; it cannot be combined with --broadcast",
+        ));
+    }
+    let input = match input.unwrap_or("none") {
+        "none" => BroadcastInput::None,
+        "lines" => BroadcastInput::Lines,
+        "tagged" => BroadcastInput::Tagged,
+        other => {
+            return Err(refuse(&format!(
+                "Incorrect broadcastinput flag '{other}'. Use none, lines or tagged."
+            )))
+        }
+    };
+    if input == BroadcastInput::Tagged && parsed.flag("binary") {
+        return Err(refuse(
+            "--broadcastinput=tagged sends text lines; it cannot be combined with --binary",
+        ));
+    }
+    let prestart = parsed.flag("prestart");
+    let linger = match linger.unwrap_or(0) {
+        _ if prestart => Linger::Forever,
+        -1 => Linger::Forever,
+        ms => Linger::For(u64::try_from(ms).map_err(|_| {
+            refuse("--lingerms must be -1 (until the daemon stops), 0 or a number of milliseconds")
+        })?),
+    };
+    let max_queue = parsed.uint("maxqueue").unwrap_or(DEFAULT_MAX_QUEUE);
+    Ok(Some(BroadcastSettings {
+        linger,
+        prestart,
+        replay: usize::try_from(parsed.uint("replay").unwrap_or(0)).unwrap_or(usize::MAX),
+        input,
+        max_queue: usize::try_from(max_queue).ok().filter(|&n| n > 0),
+    }))
 }
 
 /// `--ssl` needs both `--sslcert` and `--sslkey`; those and `--sslca` need `--ssl` (a user
@@ -533,6 +607,66 @@ mod tests {
         let config = run(&["--maxforks=0", "--maxframesize=-1", "cat"]).unwrap();
         assert_eq!(config.max_forks, None);
         assert_eq!(config.max_message, None);
+    }
+
+    #[test]
+    fn broadcast_flags() {
+        let config = run(&["--broadcast", "cat"]).unwrap();
+        let settings = config.broadcast.unwrap();
+        assert_eq!(settings.linger, Linger::For(0));
+        assert_eq!(settings.max_queue, Some(1024));
+        assert_eq!(settings.input, BroadcastInput::None);
+        assert_eq!(settings.replay, 0);
+        assert!(run(&["cat"]).unwrap().broadcast.is_none());
+        let settings = run(&[
+            "--broadcast",
+            "--prestart",
+            "--lingerms=5",
+            "--maxqueue=0",
+            "cat",
+        ])
+        .unwrap()
+        .broadcast
+        .unwrap();
+        assert_eq!(settings.linger, Linger::Forever);
+        assert_eq!(settings.max_queue, None);
+        let settings = run(&[
+            "--broadcast",
+            "--lingerms=-1",
+            "--broadcastinput=tagged",
+            "cat",
+        ])
+        .unwrap()
+        .broadcast
+        .unwrap();
+        assert_eq!(settings.linger, Linger::Forever);
+        assert_eq!(settings.input, BroadcastInput::Tagged);
+        for args in [
+            &["--replay=3", "cat"][..],
+            &["--lingerms=10", "cat"],
+            &["--prestart", "cat"],
+            &["--maxqueue=5", "cat"],
+            &["--broadcastinput=lines", "cat"],
+        ] {
+            let e = exit(args);
+            assert_eq!(e.code, 1, "{args:?}");
+            assert!(e.stderr.contains("need --broadcast"), "{args:?}");
+        }
+        let e = exit(&["--broadcast", "--broadcastinput=all", "cat"]);
+        assert!(e.stderr.starts_with("Incorrect broadcastinput flag 'all'"));
+        let e = exit(&["--broadcast", "--lingerms=-2", "cat"]);
+        assert!(e.stderr.starts_with("--lingerms must be -1"));
+        let e = exit(&["--broadcast", "--broadcastinput=tagged", "--binary", "cat"]);
+        assert!(e.stderr.contains("cannot be combined with --binary"));
+        let e = exit(&["--broadcast", "--once", "cat"]);
+        assert!(e.stderr.contains("cannot be combined with --broadcast"));
+        let e = exit(&["--broadcast", "--staticdir=/tmp"]);
+        assert_eq!(e.stderr, "--broadcast needs COMMAND or --dir\n");
+        assert_eq!(
+            run(&["--maxclients=7", "cat"]).unwrap().max_clients,
+            Some(7)
+        );
+        assert_eq!(run(&["--maxclients=-1", "cat"]).unwrap().max_clients, None);
     }
 
     #[test]

@@ -69,17 +69,25 @@ pub fn json_envelope(stream: &str, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 32);
     out.extend_from_slice(b"{\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
-    out.extend_from_slice(b"\",\"data\":\"");
+    out.extend_from_slice(b"\",\"data\":");
+    json_string(&mut out, data);
+    out.push(b'}');
+    out
+}
+
+/// Appends `data` as a JSON string (quotes included) with the escaping rules of
+/// [`json_envelope`].
+pub fn json_string(out: &mut Vec<u8>, data: &[u8]) {
+    out.push(b'"');
     for chunk in data.utf8_chunks() {
         for c in chunk.valid().chars() {
-            escape_char(c, &mut out);
+            escape_char(c, out);
         }
         for _ in chunk.invalid() {
             out.extend_from_slice(b"\\ufffd");
         }
     }
-    out.extend_from_slice(b"\"}");
-    out
+    out.push(b'"');
 }
 
 fn escape_char(c: char, out: &mut Vec<u8>) {

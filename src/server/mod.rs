@@ -109,6 +109,9 @@ pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
     } = listeners;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState::new(config, shutdown_rx));
+    if let Some(hubs) = &state.hubs {
+        hubs.prestart();
+    }
     let served = Served::new(state.clone(), certificates.clone());
     if let Some(listener) = monitoring {
         tokio::spawn(observe::serve(listener, state.shutdown.clone()));

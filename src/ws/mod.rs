@@ -4,6 +4,7 @@
 pub mod handshake;
 pub mod origin;
 pub mod output;
+pub mod prepared;
 mod readahead;
 pub mod session;
 pub mod subprotocol;
@@ -129,12 +130,26 @@ pub async fn upgrade(
     if state.once.taken() {
         return once_refusal(&scope);
     }
-    let Some(slot) = state.forks.try_take() else {
+    let Some(client_slot) = state.clients.try_take() else {
         scope.error(
             "http",
-            "Max of possible forks already active, upgrade rejected",
+            "Max of possible clients already connected, upgrade rejected",
         );
         return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests");
+    };
+    // In broadcast mode no program is started per connection: a fork slot is needed only
+    // for the --authcmd program.
+    let slot = if state.hubs.is_none() || config.auth.is_some() {
+        let Some(slot) = state.forks.try_take() else {
+            scope.error(
+                "http",
+                "Max of possible forks already active, upgrade rejected",
+            );
+            return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests");
+        };
+        Some(slot)
+    } else {
+        None
     };
 
     let query = request.uri().query().unwrap_or("");
@@ -178,6 +193,30 @@ pub async fn upgrade(
     if let Err(refusal) = crate::auth::admit(config.auth.as_ref(), &mut env, &scope).await {
         return refusal;
     }
+    if let Some(hubs) = &state.hubs {
+        drop(slot);
+        let joining = crate::broadcast::Joining {
+            request,
+            accept,
+            id,
+            remote: remote_host,
+            client_slot,
+            guard: state.sessions.enter(),
+        };
+        let route = crate::broadcast::Route {
+            program,
+            args,
+            script_name,
+        };
+        let mut response = crate::broadcast::join(hubs, route, joining, &config.headers, scope);
+        if let Some(chosen) =
+            chosen_protocol.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
+        {
+            // The shared program's environment belongs to no one client.
+            subprotocol::apply(&chosen, &mut response, &mut Vec::new());
+        }
+        return response;
+    }
     if logging::threshold() == Level::Debug {
         log_environment(&scope, &env);
     }
@@ -205,6 +244,7 @@ pub async fn upgrade(
                 scope.debug("websocket", &format!("Upgrade failed: {err}"));
             }
         }
+        drop(client_slot);
         drop(guard);
     });
     response
@@ -215,7 +255,7 @@ struct Launched {
     program: PathBuf,
     args: Vec<OsString>,
     env: Vec<environment::Entry>,
-    slot: ForkSlot,
+    slot: Option<ForkSlot>,
 }
 
 /// Runs the session; returns its program's exit status when it was reaped.

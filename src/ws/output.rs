@@ -25,16 +25,17 @@ pub enum Framing {
     Binary,
 }
 
-/// One output pipe and the bytes read from it that are not yet messages.
-struct Source {
-    pipe: pipe::Receiver,
-    name: &'static str,
-    lines: LineBuffer,
-    eof: bool,
+/// One output pipe and the bytes read from it that are not yet messages (also read by
+/// the broadcast hub).
+pub(crate) struct Source {
+    pub(crate) pipe: pipe::Receiver,
+    pub(crate) name: &'static str,
+    pub(crate) lines: LineBuffer,
+    pub(crate) eof: bool,
 }
 
 impl Source {
-    fn new(pipe: pipe::Receiver, name: &'static str) -> Source {
+    pub(crate) fn new(pipe: pipe::Receiver, name: &'static str) -> Source {
         Source {
             pipe,
             name,
@@ -44,7 +45,7 @@ impl Source {
     }
 
     /// Reads what the pipe holds right now; false when it holds nothing.
-    fn try_fill(&mut self, scope: &Scope) -> bool {
+    pub(crate) fn try_fill(&mut self, scope: &Scope) -> bool {
         let buf = &mut self.lines.buf;
         if buf.capacity() - buf.len() < READ_SIZE / 4 {
             buf.reserve(READ_SIZE);
@@ -270,7 +271,7 @@ impl OutputRelay {
 }
 
 /// Waits until any source that has not ended has something to read.
-async fn readable(sources: &[Source]) {
+pub(crate) async fn readable(sources: &[Source]) {
     let mut open = sources.iter().filter(|s| !s.eof);
     match (open.next(), open.next()) {
         (None, _) => std::future::pending().await,

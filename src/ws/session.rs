@@ -16,9 +16,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// How long to wait for the client's answer to our close frame.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How long output may keep arriving after the program's group is gone.
-const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+pub(crate) const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 /// Messages are gathered into one stdin write up to this many bytes; larger messages are
 /// written on their own.
 const BATCH_LIMIT: usize = 64 * 1024;
@@ -61,26 +61,26 @@ enum End {
 }
 
 /// When the last pong arrived, in milliseconds since the session started.
-struct PongClock {
+pub(crate) struct PongClock {
     start: Instant,
     last_ms: AtomicU64,
 }
 
 impl PongClock {
-    fn new() -> PongClock {
+    pub(crate) fn new() -> PongClock {
         PongClock {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
         }
     }
 
-    fn pong(&self) {
+    pub(crate) fn pong(&self) {
         let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Completes when no pong arrived for `2 × ping_ms`; never when pings are off.
-    async fn expired(&self, ping_ms: u64) {
+    pub(crate) async fn expired(&self, ping_ms: u64) {
         if ping_ms == 0 {
             return std::future::pending().await;
         }
@@ -188,11 +188,7 @@ pub async fn run(
 
     // The program's side ended first (or stopped reading): tell the client how it ended.
     if matches!(end, End::Output(_) | End::Input(InputEnd::StdinClosed)) {
-        let (code, reason) = match &status {
-            Some(status) if status.success() => (1000, String::new()),
-            Some(status) => (1011, process::describe(status)),
-            None => (1011, String::new()),
-        };
+        let (code, reason) = exit_close(status.as_ref());
         if tokio::time::timeout(CLOSE_WAIT, tx.close(code, &reason))
             .await
             .is_ok_and(|sent| sent.is_ok())
@@ -217,6 +213,16 @@ pub async fn run(
         "Terminated websocket connection",
     );
     status
+}
+
+/// The close frame that tells a client how its program ended: 1000 for success, else
+/// 1011 with `exit status N` or `signal N` (empty when the status is unknown).
+pub(crate) fn exit_close(status: Option<&std::process::ExitStatus>) -> (u16, String) {
+    match status {
+        Some(status) if status.success() => (1000, String::new()),
+        Some(status) => (1011, process::describe(status)),
+        None => (1011, String::new()),
+    }
 }
 
 /// Runs the termination ladder while the output relay keeps draining the program's pipes
@@ -362,7 +368,7 @@ fn stdin_failed(stdin: &mut Option<pipe::Sender>, err: &std::io::Error, scope: &
 }
 
 /// Reads until the client answers our close frame or drops, for a bounded time.
-async fn await_close_reply(rx: &mut Receiver) {
+pub(crate) async fn await_close_reply(rx: &mut Receiver) {
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
         loop {
             match rx.next().await {
@@ -382,7 +388,7 @@ async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Close reasons are limited to 123 bytes; cut at a character boundary.
-fn truncate_reason(text: &str) -> String {
+pub(crate) fn truncate_reason(text: &str) -> String {
     let mut end = text.len().min(123);
     while !text.is_char_boundary(end) {
         end -= 1;

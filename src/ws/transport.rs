@@ -1,6 +1,7 @@
 //! The WebSocket framing library, behind the few operations a session needs, so that it can
 //! be replaced without touching the relay.
 
+use super::prepared::{PreparedSender, TappedIo};
 use super::readahead::ReadAhead;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -21,6 +22,9 @@ type Stream = WebSocketStream<ReadAhead<TokioIo<Upgraded>>>;
 const READ_CHUNK: usize = 4 * 1024;
 /// Queued outgoing bytes that trigger a write even before an explicit flush.
 const WRITE_BATCH: usize = 64 * 1024;
+/// The framing library's read buffer on a prepared connection, which mostly idles: client
+/// messages are rare there, and large reads still happen in [`ReadAhead`].
+const PREPARED_READ_CHUNK: usize = 512;
 
 /// The sending half of a WebSocket connection.
 pub struct Sender {
@@ -29,7 +33,14 @@ pub struct Sender {
 
 /// The receiving half of a WebSocket connection.
 pub struct Receiver {
-    stream: SplitStream<Stream>,
+    stream: ReadSide,
+}
+
+/// Where a [`Receiver`] reads: the library's split stream, or a prepared connection's
+/// (broadcast) stream whose writes are tapped.
+enum ReadSide {
+    Split(SplitStream<Stream>),
+    Tapped(Box<WebSocketStream<TappedIo>>),
 }
 
 /// The sending side failed: the connection is gone or closing.
@@ -95,7 +106,32 @@ pub async fn accept(io: Upgraded, max_message: Option<usize>) -> (Sender, Receiv
     )
     .await;
     let (sink, stream) = stream.split();
-    (Sender { sink }, Receiver { stream })
+    (
+        Sender { sink },
+        Receiver {
+            stream: ReadSide::Split(stream),
+        },
+    )
+}
+
+/// Starts WebSocket framing on an upgraded connection that is sent prepared frames only
+/// (broadcast): messages are framed once and shared by every connection.
+pub async fn accept_prepared(
+    io: Upgraded,
+    max_message: Option<usize>,
+) -> (PreparedSender, Receiver) {
+    let (tapped, sender) = super::prepared::split(io);
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = PREPARED_READ_CHUNK;
+    config.max_message_size = max_message;
+    config.max_frame_size = max_message;
+    let stream = WebSocketStream::from_raw_socket(tapped, Role::Server, Some(config)).await;
+    (
+        sender,
+        Receiver {
+            stream: ReadSide::Tapped(Box::new(stream)),
+        },
+    )
 }
 
 impl Sender {
@@ -154,7 +190,11 @@ impl Sender {
 impl Receiver {
     /// The next event from the client. Pings are answered automatically.
     pub async fn next(&mut self) -> Incoming {
-        match self.stream.next().await {
+        let next = match &mut self.stream {
+            ReadSide::Split(stream) => stream.next().await,
+            ReadSide::Tapped(stream) => stream.next().await,
+        };
+        match next {
             None => Incoming::Gone,
             Some(Ok(message)) => match message {
                 Message::Text(text) => {
