@@ -7,6 +7,7 @@
 //! and the exit status is non-zero.
 
 mod args;
+mod fanout;
 mod report;
 mod scenarios;
 mod soak;
@@ -35,6 +36,10 @@ scenarios and their options (defaults in brackets):
   churn            --concurrency N [50] --count M [1000] --wait-ms W [5000]
   slowloris        --connections N [2000] --seconds S [30] --interval-ms I [1000]
   pingflood        --count N [1000000] --size B [125] --stall-seconds S [10]
+  fanout           --connections N [100] --parallel P [200] --sources K [1]
+                   --seconds S [5] --warmup W [1]   (broadcast: N receivers, one program)
+  idle             --connections N [10000] --parallel P [200] --sources K [1]
+                   --hold-seconds S [60]            (broadcast: N listening connections)
 every scenario also takes --max-seconds T [300], a bound on the whole run.
 with wss://, --ca names a PEM file of the CA certificates to trust (the only ones
 trusted); every connection makes a full TLS handshake (no session resumption).";
@@ -85,6 +90,8 @@ fn run(scenario: &str, args: Args) -> Result<Report, Error> {
                 "churn" => soak::churn(&args).await,
                 "slowloris" => soak::slowloris(&args).await,
                 "pingflood" => soak::pingflood(&args).await,
+                "fanout" => fanout::fanout(&args).await,
+                "idle" => fanout::idle(&args).await,
                 other => {
                     eprintln!("{USAGE}");
                     Err(Error::new(format!("unknown scenario {other:?}")))
