@@ -131,7 +131,10 @@ struct Hop {
 /// The client and scheme for a request that arrived from `peer` (over TLS or not), or `None`
 /// when `peer` is not a trusted proxy or sent nothing to go by.
 ///
-/// `Forwarded` is preferred to `X-Forwarded-For` when both are present. The hops are walked
+/// `X-Forwarded-For` is preferred to `Forwarded` when both are present: it is the header
+/// nearly every proxy appends to (nginx, HAProxy's `option forwardfor`, load balancers), and
+/// one it appends to cannot be forged by the client, while a `Forwarded` header the proxy
+/// merely passes on could be. `Forwarded` is read when it is the only one. The hops are walked
 /// from the right (the nearest proxy) past every trusted address; the first untrusted one is
 /// the client. When every hop is trusted, the leftmost is. A hop that cannot be read
 /// (`unknown`, an obfuscated name, garbage) ends the walk: the client is then the last hop
@@ -147,22 +150,23 @@ pub fn client(
     if trusted.is_empty() || !trusted.trusts(peer) {
         return None;
     }
-    let (hops, protos) = if headers.contains_key(FORWARDED) {
-        let hops = parse_forwarded(&joined(headers, &FORWARDED));
-        let protos: Vec<Option<String>> = hops.iter().map(|hop| hop.proto.clone()).collect();
-        (hops, protos)
-    } else {
-        let hops: Vec<Hop> = list(&joined(headers, &X_FORWARDED_FOR))
-            .map(|entry| Hop {
-                node: parse_node(entry),
-                proto: None,
-            })
-            .collect();
-        let protos: Vec<Option<String>> = list(&joined(headers, &X_FORWARDED_PROTO))
-            .map(|p| Some(p.to_string()))
-            .collect();
-        (hops, protos)
-    };
+    let (hops, protos) =
+        if headers.contains_key(&X_FORWARDED_FOR) || !headers.contains_key(FORWARDED) {
+            let hops: Vec<Hop> = list(&joined(headers, &X_FORWARDED_FOR))
+                .map(|entry| Hop {
+                    node: parse_node(entry),
+                    proto: None,
+                })
+                .collect();
+            let protos: Vec<Option<String>> = list(&joined(headers, &X_FORWARDED_PROTO))
+                .map(|p| Some(p.to_string()))
+                .collect();
+            (hops, protos)
+        } else {
+            let hops = parse_forwarded(&joined(headers, &FORWARDED));
+            let protos: Vec<Option<String>> = hops.iter().map(|hop| hop.proto.clone()).collect();
+            (hops, protos)
+        };
     if hops.is_empty() && protos.is_empty() {
         return None;
     }
@@ -453,14 +457,15 @@ mod tests {
         let found = client(&trusted, &peer, false, &h).unwrap();
         assert_eq!(found.peer, tcp("2001:db8:cafe::17", Some(4711)));
         assert!(found.tls);
-        // Forwarded wins over X-Forwarded-For.
+        // X-Forwarded-For wins over Forwarded: a client-written Forwarded that a proxy
+        // appending to X-Forwarded-For passed on changes nothing.
         let h = headers(&[
             ("forwarded", "for=192.0.2.60;proto=http"),
             ("x-forwarded-for", "198.51.100.1"),
             ("x-forwarded-proto", "https"),
         ]);
-        let found = client(&trusted, &peer, true, &h).unwrap();
-        assert_eq!((found.peer, found.tls), (tcp("192.0.2.60", None), false));
+        let found = client(&trusted, &peer, false, &h).unwrap();
+        assert_eq!((found.peer, found.tls), (tcp("198.51.100.1", None), true));
         // Quoted separators do not split; obfuscated nodes stop the walk.
         let h = headers(&[("forwarded", r#"for="_a,b;c", for=_hidden"#)]);
         assert_eq!(client(&trusted, &peer, false, &h).unwrap().peer, peer);

@@ -117,13 +117,10 @@ async fn trusted_forwarded_header_gives_address_port_and_scheme() {
     let server = Server::start(&["--trustproxy=127.0.0.0/8", "examples/dump-env.sh"]);
     let env = env_with_headers(
         &server,
-        &[
-            (
-                "Forwarded",
-                r#"for=6.6.6.6;proto=http, for="[2001:db8::5]:4711";proto=https"#,
-            ),
-            ("X-Forwarded-For", "198.51.100.1"),
-        ],
+        &[(
+            "Forwarded",
+            r#"for=6.6.6.6;proto=http, for="[2001:db8::5]:4711";proto=https"#,
+        )],
     )
     .await;
     assert_eq!(
@@ -132,6 +129,21 @@ async fn trusted_forwarded_header_gives_address_port_and_scheme() {
     );
     assert_eq!(env.get("REMOTE_PORT").map(String::as_str), Some("4711"));
     assert_eq!(env.get("HTTPS").map(String::as_str), Some("on"));
+    // With X-Forwarded-For too, that one counts: a proxy appending to it may pass a
+    // client's own Forwarded header on untouched.
+    let env = env_with_headers(
+        &server,
+        &[
+            ("Forwarded", "for=6.6.6.6;proto=https"),
+            ("X-Forwarded-For", "198.51.100.1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        env.get("REMOTE_ADDR").map(String::as_str),
+        Some("198.51.100.1")
+    );
+    assert_eq!(env.get("HTTPS"), None);
 }
 
 /// The status of an upgrade request for Host `example.com` from Origin `https://example.com`.

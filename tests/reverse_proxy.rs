@@ -124,12 +124,27 @@ type Session = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 /// (`REMOTE_ADDR|REMOTE_PORT|HTTPS|SCRIPT_NAME`); returns the session, that line and the
 /// client's source port.
 async fn session(port: u16, path: &str) -> (Session, String, u16) {
+    session_with(port, path, &[]).await
+}
+
+/// Like [`session`], with extra request headers from the client.
+async fn session_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (Session, String, u16) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let (stream, source) = connect_from_other_address(port).await;
-    let url = format!("ws://127.0.0.1:{port}{path}");
-    let (mut ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::client_async(url, stream))
-        .await
-        .expect("handshake in time")
-        .expect("handshake through the proxy");
+    let mut request = format!("ws://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let (mut ws, _) =
+        tokio::time::timeout(DEADLINE, tokio_tungstenite::client_async(request, stream))
+            .await
+            .expect("handshake in time")
+            .expect("handshake through the proxy");
     let first = next_text(&mut ws).await;
     (ws, first, source)
 }
@@ -265,6 +280,19 @@ async fn nginx_in_front_over_tcp_and_a_unix_socket() {
         survives_idle(&mut ws, Duration::from_millis(3000)).await,
         "pings every 500 ms keep the session past proxy_read_timeout 2s"
     );
+
+    // Forwarding headers the client writes itself do not make it someone else: nginx
+    // appends the real address to X-Forwarded-For, and passes Forwarded on untouched.
+    let (_, first, _) = session_with(
+        port,
+        "/apps/who.sh",
+        &[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("Forwarded", "for=7.7.7.7;proto=https"),
+        ],
+    )
+    .await;
+    assert_eq!(first, "127.0.0.2||off|/who.sh");
 
     // Unix-socket upstream, trusted with the word unix.
     let (mut ws, first, _) = session(port, "/local/who.sh").await;
