@@ -5,7 +5,6 @@
 
 use super::flags::{Flag, FLAGS};
 use super::generate::{summary, value_hint, ValueHint};
-use crate::logging::Level;
 
 /// A shell function name made from the program name (`websocketd` → `_websocketd`).
 fn function_name(name: &str) -> String {
@@ -21,8 +20,8 @@ fn single_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-fn levels() -> String {
-    Level::NAMES.join(" ")
+fn spaced(choices: &[&str]) -> String {
+    choices.join(" ")
 }
 
 /// The bash script: `source` it, or install it as `/usr/share/bash-completion/completions/NAME`.
@@ -46,7 +45,9 @@ pub fn bash(name: &str) -> String {
             ValueHint::NoValue | ValueHint::Free => continue,
             ValueHint::Directory => "compgen -d -- \"$2\"".to_string(),
             ValueHint::File => "compgen -f -- \"$2\"".to_string(),
-            ValueHint::LogLevel => format!("compgen -W {} -- \"$2\"", single_quoted(&levels())),
+            ValueHint::OneOf(choices) => {
+                format!("compgen -W {} -- \"$2\"", single_quoted(&spaced(choices)))
+            }
         };
         value_cases.push_str(&format!("        -{0}|--{0}) {action} ;;\n", flag.name));
     }
@@ -142,7 +143,7 @@ pub fn zsh(name: &str) -> String {
                 let action = match hint {
                     ValueHint::Directory => "_files -/".to_string(),
                     ValueHint::File => "_files".to_string(),
-                    ValueHint::LogLevel => format!("({})", levels()),
+                    ValueHint::OneOf(choices) => format!("({})", spaced(choices)),
                     _ => " ".to_string(),
                 };
                 let repeat = if flag.kind == super::flags::Kind::Repeated {
@@ -194,7 +195,7 @@ pub fn fish(name: &str) -> String {
             ValueHint::NoValue => String::new(),
             ValueHint::Directory => " -x -a '(__fish_complete_directories)'".to_string(),
             ValueHint::File => " -r -F".to_string(),
-            ValueHint::LogLevel => format!(" -x -a {}", fish_quoted(&levels())),
+            ValueHint::OneOf(choices) => format!(" -x -a {}", fish_quoted(&spaced(choices))),
             ValueHint::Free => " -x".to_string(),
         };
         lines.push_str(&format!(
@@ -255,6 +256,7 @@ mod tests {
         let zsh = zsh("websocketd");
         assert!(zsh.contains("'*--address=["));
         assert!(zsh.contains(":LEVEL:(debug trace access info error fatal none)'"));
+        assert!(zsh.contains(":FORMAT:(text json journal)'"));
         let fish = fish("websocketd");
         assert!(fish.contains("-l dir -x -a '(__fish_complete_directories)'"));
     }

@@ -5,6 +5,7 @@
 use super::completions;
 use super::flags::{Flag, Kind};
 use super::manpage;
+use crate::logging::{Format, Level};
 use std::ffi::OsString;
 
 /// One of the documents `--generate` can print.
@@ -81,8 +82,8 @@ pub enum ValueHint {
     Directory,
     /// A file (or a path to create, such as a Unix socket).
     File,
-    /// One of the log levels.
-    LogLevel,
+    /// One of a fixed set of words (log levels, log formats).
+    OneOf(&'static [&'static str]),
     /// Free text: nothing to offer.
     Free,
 }
@@ -96,7 +97,8 @@ pub fn value_hint(flag: &Flag) -> ValueHint {
     match flag.value_name {
         "DIR" => ValueHint::Directory,
         "FILE" | "PATH" => ValueHint::File,
-        "LEVEL" => ValueHint::LogLevel,
+        "LEVEL" => ValueHint::OneOf(&Level::NAMES),
+        "FORMAT" => ValueHint::OneOf(&Format::NAMES),
         _ => ValueHint::Free,
     }
 }
@@ -171,7 +173,14 @@ mod tests {
         assert_eq!(value_hint(find("ssl")), ValueHint::NoValue);
         assert_eq!(value_hint(find("staticdir")), ValueHint::Directory);
         assert_eq!(value_hint(find("sslcert")), ValueHint::File);
-        assert_eq!(value_hint(find("loglevel")), ValueHint::LogLevel);
+        assert_eq!(
+            value_hint(find("loglevel")),
+            ValueHint::OneOf(&Level::NAMES)
+        );
+        assert_eq!(
+            value_hint(find("logformat")),
+            ValueHint::OneOf(&["text", "json", "journal"])
+        );
         assert_eq!(value_hint(find("port")), ValueHint::Free);
         assert_eq!(
             summary(find("port")),

@@ -101,6 +101,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every `--logformat` value (shell completions offer these).
+    pub const NAMES: [&'static str; 3] = ["text", "json", "journal"];
+
     /// Parses a `--logformat` value.
     pub fn parse(text: &str) -> Option<Format> {
         Some(match text {
@@ -256,6 +259,9 @@ mod tests {
         assert_eq!(Format::parse("json"), Some(Format::Json));
         assert_eq!(Format::parse("journal"), Some(Format::Journal));
         assert_eq!(Format::parse("JSON"), None);
+        assert!(Format::NAMES
+            .iter()
+            .all(|name| Format::parse(name).is_some()));
         for format in [Format::Text, Format::Json, Format::Journal] {
             assert_eq!(Format::from_u8(format as u8), format);
         }
