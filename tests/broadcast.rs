@@ -299,22 +299,6 @@ async fn input_tagged_carries_ids_joins_and_leaves() {
     }
 }
 
-/// A client whose socket buffers are tiny, so that not reading soon blocks the server.
-async fn connect_small_buffers(port: u16) -> Ws {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket
-        .connect(format!("127.0.0.1:{port}").parse().unwrap())
-        .await
-        .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/");
-    let (ws, _) =
-        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-    ws
-}
-
 /// About 4 MB/s of numbered 1000-byte lines, for ever.
 const PRODUCER: &str = "pad=$(printf '%0990d' 0); i=0; \
     while :; do i=$((i+1)); echo \"$i $pad\"; [ $((i % 40)) -eq 0 ] && sleep 0.01; done";

@@ -102,9 +102,13 @@ async fn metrics_count_a_known_sequence_exactly() {
     let mut held = connect_with(&server.url("/echo.sh"), &allowed)
         .await
         .unwrap();
+    // The session counts from the 101; its program starts right after.
     let during = scrape(metrics_port);
     assert_eq!(value(&during, "websocketd_sessions_active"), 1.0);
-    assert_eq!(value(&during, "websocketd_programs_running"), 1.0);
+    assert!(wait_until(DEADLINE, || value(
+        &scrape(metrics_port),
+        "websocketd_programs_running"
+    ) == 1.0));
     assert!(connect_with(&server.url("/echo.sh"), &allowed)
         .await
         .is_err());
@@ -242,4 +246,36 @@ fn metrics_address_needs_host_and_port() {
             && stdout.contains(&format!("127.0.0.1:{port}")),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn broadcast_counts_a_client_closed_for_being_too_slow() {
+    let metrics_port = free_port();
+    // About 4 MB/s of 1000-byte lines for ever; a client that never reads falls more than
+    // ten messages behind as soon as its socket buffers are full.
+    let server = Server::start(&[
+        &format!("--metrics=127.0.0.1:{metrics_port}"),
+        "--broadcast",
+        "--maxqueue=10",
+        "sh",
+        "-c",
+        "pad=$(printf '%0990d' 0); while :; do echo \"$pad\"; done",
+    ]);
+    let mut slow = connect_small_buffers(server.port).await;
+    assert!(server
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("TOO SLOW"))
+        .is_some());
+    // Reading again, it gets what was on its way, then 1013.
+    let seen = read_all(&mut slow, DEADLINE).await;
+    assert_eq!(seen.close.map(|c| c.0), Some(1013));
+    let counted = |name: &str| value(&scrape(metrics_port), name);
+    assert!(wait_until(DEADLINE, || counted(
+        "websocketd_slow_client_closes_total"
+    ) == 1.0));
+    assert_eq!(
+        counted("websocketd_close_frames_sent_total{code=\"1013\"}"),
+        1.0
+    );
+    assert_eq!(counted("websocketd_upgrades_total{status=\"101\"}"), 1.0);
 }

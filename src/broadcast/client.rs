@@ -85,6 +85,9 @@ pub async fn serve(
             &format!("Dropped {dropped} client messages (--broadcastinput=none)"),
         );
     }
+    if matches!(end, End::TooSlow | End::Stalled) {
+        crate::metrics::slow_client_closed();
+    }
     let close = match end {
         End::Stream(close) => Some((close.code, close.reason)),
         End::TooSlow => Some((1013, "too slow".to_string())),

@@ -242,6 +242,7 @@ impl PreparedSender {
         self.send(&[PreparedFrames::from_encoded(frame.freeze())])
             .await?;
         self.closed = true;
+        crate::metrics::close_sent(code);
         Ok(())
     }
 }

@@ -260,6 +260,22 @@ impl Drop for Server {
     }
 }
 
+/// A client whose socket buffers are tiny, so that not reading soon blocks the server.
+pub async fn connect_small_buffers(port: u16) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    ws
+}
+
 /// Runs websocketd with exactly `args` in `cwd` until it exits by itself (bounded by
 /// [`DEADLINE`]), for command lines that end before serving.
 pub fn run_to_exit(cwd: &Path, args: &[&str]) -> std::process::Output {
