@@ -91,7 +91,11 @@ release=target/release/websocketd
 # systemd units, when the repository has them (dist/systemd): the package variant with units.
 variant=()
 if compgen -G "dist/systemd/*" > /dev/null; then
-  cp dist/systemd/* "$assets/systemd/"
+  # The units are written for a binary in /usr/local/bin; the package's is in /usr/bin.
+  # They are not enabled: the program to serve is chosen with `systemctl edit websocketd`.
+  for unit in dist/systemd/*; do
+    sed 's|/usr/local/bin/websocketd|/usr/bin/websocketd|g' "$unit" > "$assets/systemd/$(basename "$unit")"
+  done
   variant=(--variant=systemd)
 fi
 rm -f target/debian/websocketd-rs_*.deb
@@ -124,6 +128,11 @@ dpkg-deb -c "$deb" | grep -q '^-rwxr-xr-x .* ./usr/share/doc/websocketd/examples
 root=$scratch/root
 dpkg-deb -x "$deb" "$root"
 "$root/usr/bin/websocketd" --version | grep -q '^websocketd ' || die "extracted binary: no version"
+for unit in "$root"/usr/lib/systemd/system/*.service; do
+  [ -e "$unit" ] || continue
+  ! grep -q '/usr/local/bin/websocketd' "$unit" || die "$(basename "$unit") still runs /usr/local/bin/websocketd"
+  grep -q '^ExecStart=/usr/bin/websocketd ' "$unit" || die "$(basename "$unit") does not run /usr/bin/websocketd"
+done
 man_out=$(MANWIDTH=80 man -P cat -l "$root/usr/share/man/man1/websocketd.1.gz" 2>&1)
 grep -q '^SYNOPSIS' <<< "$man_out" || die "man -l on the packaged page: $man_out"
 check_count "$root/usr/bin/websocketd" "$root/usr/share/doc/websocketd/examples"

@@ -56,7 +56,9 @@ pub fn full_help(name: &str) -> String {
     text.push_str(
         "Programs get CGI-style environment variables describing the request\n\
          (REMOTE_ADDR, QUERY_STRING, HTTP_* headers, ...).\n\n\
-         Documentation: https://websocketd.com/\n\
+         Documentation: man websocketd (every option and variable), and the user\n\
+         guide, docs/guide.md (/usr/share/doc/websocketd/guide.md when installed\n\
+         from the Debian package).\n\
          License: BSD 2-Clause (see --license).\n",
     );
     text
