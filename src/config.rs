@@ -2,6 +2,7 @@
 //! `cli`, then shared read-only by every connection.
 
 use crate::logging::{Format, Level};
+use crate::ws::deflate::CompressSettings;
 use crate::ws::origin::OriginPolicy;
 use hyper::header::{HeaderName, HeaderValue};
 use std::ffi::OsString;
@@ -139,6 +140,8 @@ pub struct Config {
     pub ping_ms: u64,
     /// `--maxframesize`; `None` means unlimited.
     pub max_message: Option<usize>,
+    /// `--compress` with `--compresslevel` and `--compressmin`; `None` when off.
+    pub compress: Option<CompressSettings>,
     /// `--header`, `--header-ws`, `--header-http`.
     pub headers: CustomHeaders,
     /// `--loglevel`.

@@ -276,4 +276,38 @@ fn browser_sees_the_negotiated_subprotocol() {
         browser.script(all),
         json!("open b|program got b|refused 1006")
     );
+
+#[test]
+fn chromium_negotiates_compression_and_receives_a_large_message_intact() {
+    // One text line of 1,288,895 bytes: the numbers 1 to 200000, each followed by a space.
+    let server = Server::start(&[
+        "--devconsole",
+        "--compress",
+        "--maxframesize=4194304",
+        "sh",
+        "-c",
+        "seq 1 200000 | tr '\\n' ' '; echo",
+    ]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/", server.port));
+    assert!(browser.wait_for("document.getElementById('url') !== null"));
+    browser.script(&format!(
+        "window.result = null;
+         const expected = Array.from({{length: 200000}}, (_, i) => (i + 1) + ' ').join('');
+         const ws = new WebSocket('ws://127.0.0.1:{}/');
+         ws.onmessage = e => {{
+             window.result = {{extensions: ws.extensions, length: e.data.length,
+                               intact: e.data === expected}};
+         }};
+         ws.onclose = e => {{ window.closeCode = e.code; }};
+         return true;",
+        server.port
+    ));
+    assert!(browser.wait_for("window.result !== null"));
+    let result = browser.script("return window.result;");
+    assert_eq!(result["extensions"], json!("permessage-deflate"), "{result}");
+    assert_eq!(result["length"], json!(1_288_895), "{result}");
+    assert_eq!(result["intact"], json!(true), "{result}");
+    let closed = browser.wait_for("window.closeCode === 1000");
+    assert!(closed, "{}", browser.script("return window.closeCode;"));
 }

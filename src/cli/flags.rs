@@ -266,6 +266,24 @@ pub static FLAGS: &[Flag] = &[
         "Largest message accepted from a client; larger ones close the\nconnection with 1009. 0 or less: no limit. Default: 1048576.",
     ),
     flag(
+        "compress",
+        Kind::Bool,
+        "",
+        "Offer permessage-deflate compression (RFC 7692) to clients that\nask for it. Costs CPU and memory per connection. Default: off.",
+    ),
+    flag(
+        "compresslevel",
+        Kind::Int,
+        "LEVEL",
+        "With --compress: 1 (fastest) to 9 (smallest). Default: 1.",
+    ),
+    flag(
+        "compressmin",
+        Kind::Int,
+        "BYTES",
+        "With --compress: messages shorter than this are sent\nuncompressed. Default: 32.",
+    ),
+    flag(
         "header",
         Kind::Repeated,
         "\"NAME: VALUE\"",

@@ -16,6 +16,7 @@ use crate::config::{
 use crate::environment::snapshot_passenv;
 use crate::hints;
 use crate::logging::{self, Format, Level};
+use crate::ws::deflate::CompressSettings;
 use crate::ws::origin::OriginPolicy;
 use crate::ws::subprotocol;
 use hyper::header::{HeaderName, HeaderValue};
@@ -31,6 +32,10 @@ const DEFAULT_AUTH_MS: u64 = 5000;
 const DEFAULT_MAX_FORKS: i64 = 1024;
 /// Default `--maxframesize`.
 const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
+/// Default `--compresslevel`: the fastest, which keeps most of the gain on text.
+const DEFAULT_COMPRESS_LEVEL: i64 = 1;
+/// Default `--compressmin`.
+const DEFAULT_COMPRESS_MIN: i64 = 32;
 /// Exit code for flags that cannot be combined (`--devconsole` with content directories).
 const EXIT_INVALID_PARAMETERS: i32 = 4;
 
@@ -214,6 +219,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
             .map_err(fail)?;
     let max_forks = parsed.int("maxforks").unwrap_or(DEFAULT_MAX_FORKS);
     let max_message = parsed.int("maxframesize").unwrap_or(DEFAULT_MAX_MESSAGE);
+    let compress = compress_settings(&parsed).map_err(fail)?;
     Ok(Config {
         port: parsed.int("port").unwrap_or(0),
         addresses: parsed.list("address").to_vec(),
@@ -236,6 +242,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         close_ms: parsed.uint("closems").unwrap_or(0),
         ping_ms: parsed.uint("pingms").unwrap_or(0),
         max_message: usize::try_from(max_message).ok().filter(|&n| n > 0),
+        compress,
         headers,
         log_level,
         log_format,
@@ -383,6 +390,37 @@ fn broadcast_settings(
         replay: usize::try_from(parsed.uint("replay").unwrap_or(0)).unwrap_or(usize::MAX),
         input,
         max_queue: usize::try_from(max_queue).ok().filter(|&n| n > 0),
+    }))
+}
+
+/// `--compress` and its two settings, which make no sense without it.
+fn compress_settings(parsed: &goflag::Parsed) -> Result<Option<CompressSettings>, String> {
+    let level = parsed.int("compresslevel");
+    let min_size = parsed.int("compressmin");
+    if !parsed.flag("compress") {
+        return match (level, min_size) {
+            (None, None) => Ok(None),
+            _ => Err("--compresslevel and --compressmin need --compress".into()),
+        };
+    }
+    if parsed.flag("broadcast") {
+        // Broadcast frames each message once for every client; compressed frames would
+        // depend on each connection's compression state.
+        return Err("--compress cannot be combined with --broadcast".into());
+    }
+    let level = level.unwrap_or(DEFAULT_COMPRESS_LEVEL);
+    if !(1..=9).contains(&level) {
+        return Err(format!("--compresslevel must be 1 to 9, not {level}"));
+    }
+    let min_size = min_size.unwrap_or(DEFAULT_COMPRESS_MIN);
+    let Ok(min_size) = usize::try_from(min_size) else {
+        return Err(format!(
+            "--compressmin must not be negative, not {min_size}"
+        ));
+    };
+    Ok(Some(CompressSettings {
+        level: level as u32,
+        min_size,
     }))
 }
 

@@ -143,7 +143,17 @@ pub fn validate(
             "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte length",
         ));
     }
-    Ok(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim_ascii()))
+    Ok(accept_key(key.trim_ascii()))
+}
+
+/// `Sec-WebSocket-Accept` for a client key (RFC 6455 section 4.2.2).
+fn accept_key(key: &[u8]) -> String {
+    use sha1::Digest;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha = sha1::Sha1::new();
+    sha.update(key);
+    sha.update(GUID);
+    data_encoding::BASE64.encode(&sha.finalize())
 }
 
 /// The 101 response: protocol headers, then `--header` and `--header-ws` values.

@@ -1,14 +1,16 @@
 //! The WebSocket route: find the program, check the handshake, take a fork slot, answer
 //! 101, then run the session with the program in a task of its own.
 
+pub mod deflate;
+pub mod frame;
 pub mod handshake;
 pub mod origin;
 pub mod output;
 pub mod prepared;
-mod readahead;
 pub mod session;
 pub mod subprotocol;
 pub mod transport;
+pub mod utf8;
 
 use crate::config::Launch;
 use crate::environment::{self, EntryOrigin, EnvSettings, Peer, RequestFacts};
@@ -221,11 +223,21 @@ pub async fn upgrade(
         log_environment(&scope, &env);
     }
 
+    let compression = config.compress.and_then(|settings| {
+        let offers = request.headers().get_all("sec-websocket-extensions");
+        let (agreement, answer) = deflate::negotiate(offers.iter().map(|v| v.as_bytes()))?;
+        let answer = hyper::header::HeaderValue::from_str(&answer).ok()?;
+        response
+            .headers_mut()
+            .insert("sec-websocket-extensions", answer);
+        Some((settings, agreement))
+    });
     let launch = Launched {
         program,
         args,
         env,
         slot,
+        compression,
     };
     if !state.once.claim() {
         return once_refusal(&scope);
@@ -256,6 +268,7 @@ struct Launched {
     args: Vec<OsString>,
     env: Vec<environment::Entry>,
     slot: Option<ForkSlot>,
+    compression: Option<(deflate::CompressSettings, deflate::Agreement)>,
 }
 
 /// Runs the session; returns its program's exit status when it was reaped.
@@ -266,7 +279,11 @@ async fn run_session(
     mut scope: Scope,
 ) -> Option<std::process::ExitStatus> {
     let config = &state.config;
-    let (mut tx, rx) = transport::accept(upgraded, config.max_message).await;
+    let options = transport::Options {
+        max_message: config.max_message,
+        compression: launch.compression,
+    };
+    let (mut tx, rx) = transport::accept(upgraded, options);
     scope.access("session", "CONNECT");
     let spawned = process::spawn(process::Launch {
         program: &launch.program,

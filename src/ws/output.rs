@@ -13,6 +13,9 @@ use tokio::net::unix::pipe;
 
 /// Bytes requested from a pipe per read.
 const READ_SIZE: usize = 64 * 1024;
+/// In binary mode a read is a message, so reads (and the pipes, see [`widen_pipes`]) are
+/// large enough for a program such as `cat` to pass a 128 KiB message through whole.
+pub const BINARY_READ_SIZE: usize = 256 * 1024;
 
 /// How the program's output becomes messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,7 @@ pub enum Framing {
 pub(crate) struct Source {
     pub(crate) pipe: pipe::Receiver,
     pub(crate) name: &'static str,
+    read_size: usize,
     pub(crate) lines: LineBuffer,
     pub(crate) eof: bool,
 }
@@ -39,6 +43,7 @@ impl Source {
         Source {
             pipe,
             name,
+            read_size: READ_SIZE,
             lines: LineBuffer::default(),
             eof: false,
         }
@@ -47,8 +52,8 @@ impl Source {
     /// Reads what the pipe holds right now; false when it holds nothing.
     pub(crate) fn try_fill(&mut self, scope: &Scope) -> bool {
         let buf = &mut self.lines.buf;
-        if buf.capacity() - buf.len() < READ_SIZE / 4 {
-            buf.reserve(READ_SIZE);
+        if buf.capacity() - buf.len() < self.read_size / 4 {
+            buf.reserve(self.read_size);
         }
         match self.pipe.try_read_buf(buf) {
             Ok(0) => {
@@ -94,6 +99,13 @@ impl Source {
     }
 }
 
+/// What woke an idle relay.
+enum Woke {
+    Readable,
+    Ping,
+    Control,
+}
+
 /// How the output direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputEnd {
@@ -126,6 +138,9 @@ impl OutputRelay {
         scope: Scope,
     ) -> OutputRelay {
         let mut sources = vec![Source::new(stdout, "stdout")];
+        if framing == Framing::Binary {
+            sources[0].read_size = BINARY_READ_SIZE;
+        }
         if let Some(stderr) = stderr {
             sources.push(Source::new(stderr, "stderr"));
         }
@@ -194,12 +209,20 @@ impl OutputRelay {
                     None => std::future::pending::<()>().await,
                 }
             };
-            let ping_due = tokio::select! {
-                _ = readable(&self.sources) => false,
-                () = ping_tick => true,
+            let woke = tokio::select! {
+                _ = readable(&self.sources) => Woke::Readable,
+                () = ping_tick => Woke::Ping,
+                () = tx.control_wanted() => Woke::Control,
             };
-            if ping_due {
-                self.ping(tx).await;
+            match woke {
+                Woke::Readable => {}
+                Woke::Ping => self.ping(tx).await,
+                // A pong or close reply the client is owed.
+                Woke::Control => {
+                    if tx.flush().await.is_err() {
+                        self.sending = false;
+                    }
+                }
             }
         }
     }
@@ -268,6 +291,17 @@ impl OutputRelay {
             self.queued = false;
         }
     }
+}
+
+/// Binary mode: grows the program's stdin and stdout pipes to [`BINARY_READ_SIZE`] so that a
+/// message written in one go can be read in one go. Best effort: the system may refuse (for
+/// instance past the per-user pipe memory limit), and then the default size stays.
+pub fn widen_pipes(stdin: Option<&pipe::Sender>, stdout: &pipe::Receiver) {
+    use std::os::fd::AsFd;
+    if let Some(stdin) = stdin {
+        let _ = rustix::pipe::fcntl_setpipe_size(stdin.as_fd(), BINARY_READ_SIZE);
+    }
+    let _ = rustix::pipe::fcntl_setpipe_size(stdout.as_fd(), BINARY_READ_SIZE);
 }
 
 /// Waits until any source that has not ended has something to read.

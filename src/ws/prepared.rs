@@ -1,24 +1,10 @@
 //! Prepared frames for broadcast: a message is framed once, and the same bytes are written
 //! to every connection that receives it. A connection opened with
-//! [`super::transport::accept_prepared`] writes only prepared bytes; the replies the framing
-//! library owes the client (pongs, the close reply) are caught by [`TappedIo`] and written
-//! by the [`PreparedSender`] between two prepared writes, so frames never interleave.
+//! [`super::transport::accept_prepared`] writes only prepared bytes, and the replies the client
+//! is owed (pongs, the close reply) between two prepared writes, so frames never interleave.
 
+use super::transport::{Closed, Sender};
 use bytes::{BufMut, Bytes, BytesMut};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use std::io::{self, IoSlice};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::Notify;
-
-/// Control replies waiting to be written beyond this many bytes mean the client sends
-/// pings but does not read: the connection is failed rather than grown.
-const CONTROL_LIMIT: usize = 64 * 1024;
-/// Slices handed to one vectored write.
-const MAX_SLICES: usize = 64;
 
 /// One or more complete server frames, encoded once and shared (reference-counted) by
 /// every connection they are written to.
@@ -72,160 +58,53 @@ fn encode(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
     out.put_slice(payload);
 }
 
-/// Bytes the framing library wrote (control replies), waiting for the sender.
-#[derive(Debug, Default)]
-struct Control {
-    pending: Mutex<Vec<u8>>,
-    arrived: Notify,
-}
-
-/// The socket as the framing library sees it on a prepared connection: reads come from
-/// the socket, writes are caught and handed to the [`PreparedSender`].
-#[derive(Debug)]
-pub struct TappedIo {
-    read: super::readahead::ReadAhead<ReadHalf<TokioIo<Upgraded>>>,
-    control: Arc<Control>,
-}
-
-/// Splits an upgraded connection into the framing library's reading side and the
-/// prepared sender.
-pub(super) fn split(io: Upgraded) -> (TappedIo, PreparedSender) {
-    let (read, write) = tokio::io::split(TokioIo::new(io));
-    let control = Arc::new(Control::default());
-    (
-        TappedIo {
-            read: super::readahead::ReadAhead::new(read),
-            control: control.clone(),
-        },
-        PreparedSender {
-            write,
-            control,
-            closed: false,
-        },
-    )
-}
-
-impl AsyncRead for TappedIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().read).poll_read(cx, out)
-    }
-}
-
-impl AsyncWrite for TappedIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let control = &self.control;
-        let Ok(mut pending) = control.pending.lock() else {
-            return Poll::Ready(Err(io::Error::other("control buffer poisoned")));
-        };
-        if pending.len() + data.len() > CONTROL_LIMIT {
-            return Poll::Ready(Err(io::Error::other("client does not read its replies")));
-        }
-        pending.extend_from_slice(data);
-        drop(pending);
-        control.arrived.notify_one();
-        Poll::Ready(Ok(data.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// The sending half of a prepared connection: writes prepared frames as they are, and
-/// the framing library's control replies between them.
-#[derive(Debug)]
+/// the control replies the client is owed between them.
 pub struct PreparedSender {
-    write: WriteHalf<TokioIo<Upgraded>>,
-    control: Arc<Control>,
-    closed: bool,
+    sender: Sender,
 }
 
 /// The connection cannot be written to any more.
 #[derive(Debug)]
 pub struct SendFailed;
 
+impl From<Closed> for SendFailed {
+    fn from(_: Closed) -> SendFailed {
+        SendFailed
+    }
+}
+
 impl PreparedSender {
+    /// Wraps the sending half of a connection that negotiated no extension.
+    pub(super) fn new(sender: Sender) -> PreparedSender {
+        PreparedSender { sender }
+    }
+
     /// Writes `frames` in order (with as few system calls as the socket allows), after any
     /// control reply that is waiting.
     pub async fn send(&mut self, frames: &[PreparedFrames]) -> Result<(), SendFailed> {
-        self.send_control().await?;
-        let mut index = 0;
-        let mut offset = 0;
-        while index < frames.len() {
-            let slices: Vec<IoSlice<'_>> = frames[index..]
-                .iter()
-                .take(MAX_SLICES)
-                .enumerate()
-                .map(|(i, f)| IoSlice::new(if i == 0 { &f.bytes[offset..] } else { &f.bytes }))
-                .collect();
-            let mut written = self
-                .write
-                .write_vectored(&slices)
-                .await
-                .map_err(|_| SendFailed)?;
-            if written == 0 && slices.iter().any(|s| !s.is_empty()) {
-                return Err(SendFailed);
-            }
-            while index < frames.len() {
-                let left = frames[index].bytes.len() - offset;
-                if written < left {
-                    offset += written;
-                    break;
-                }
-                written -= left;
-                index += 1;
-                offset = 0;
-            }
-        }
-        self.write.flush().await.map_err(|_| SendFailed)
+        self.sender
+            .send_encoded(frames.iter().map(|f| f.bytes.clone()))
+            .await?;
+        Ok(())
     }
 
     /// Completes when a control reply waits to be written (call
     /// [`PreparedSender::send_control`] then). Safe to cancel.
     pub async fn control_waiting(&mut self) {
-        loop {
-            if self.control.pending.lock().is_ok_and(|p| !p.is_empty()) {
-                return;
-            }
-            self.control.arrived.notified().await;
-        }
+        self.sender.control_wanted().await;
     }
 
     /// Writes the control replies that are waiting.
     pub async fn send_control(&mut self) -> Result<(), SendFailed> {
-        let pending = match self.control.pending.lock() {
-            Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
-            _ => return Ok(()),
-        };
-        if self.closed {
-            // Our close frame is out: the library's close reply must not follow it.
-            return Ok(());
-        }
-        self.write
-            .write_all(&pending)
-            .await
-            .map_err(|_| SendFailed)?;
-        self.write.flush().await.map_err(|_| SendFailed)
+        self.sender.flush().await?;
+        Ok(())
     }
 
     /// Sends a ping with an empty payload.
     pub async fn ping(&mut self) -> Result<(), SendFailed> {
-        let mut frame = BytesMut::new();
-        encode(&mut frame, 0x9, b"");
-        self.send(&[PreparedFrames::from_encoded(frame.freeze())])
-            .await
+        self.sender.ping().await?;
+        Ok(())
     }
 
     /// Starts the closing handshake with `code` and `reason` (at most 123 bytes are sent).
@@ -234,15 +113,7 @@ impl PreparedSender {
         while !reason.is_char_boundary(end) {
             end -= 1;
         }
-        let mut payload = Vec::with_capacity(2 + end);
-        payload.extend_from_slice(&code.to_be_bytes());
-        payload.extend_from_slice(&reason.as_bytes()[..end]);
-        let mut frame = BytesMut::new();
-        encode(&mut frame, 0x8, &payload);
-        self.send(&[PreparedFrames::from_encoded(frame.freeze())])
-            .await?;
-        self.closed = true;
-        crate::metrics::close_sent(code);
+        self.sender.close(code, &reason[..end]).await?;
         Ok(())
     }
 }

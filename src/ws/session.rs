@@ -3,7 +3,7 @@
 //! stops the program with the termination ladder and closes the connection with a code
 //! that tells the client what happened.
 
-use super::output::{log_stderr, Framing, OutputEnd, OutputRelay};
+use super::output::{log_stderr, widen_pipes, Framing, OutputEnd, OutputRelay};
 use super::transport::{Failure, Incoming, Receiver, Sender};
 use crate::logging::Scope;
 use crate::process::{self, ladder, Program};
@@ -111,6 +111,9 @@ pub async fn run(
         stdout,
         stderr,
     } = program;
+    if settings.binary {
+        widen_pipes(stdin.as_ref(), &stdout);
+    }
     let framing = match (settings.binary, settings.pass_stderr) {
         (true, _) => Framing::Binary,
         (false, true) => Framing::TaggedLines,

@@ -1,46 +1,121 @@
-//! The WebSocket framing library, behind the few operations a session needs, so that it can
-//! be replaced without touching the relay.
+//! The WebSocket connection over the upgraded socket: framing (RFC 6455) and
+//! permessage-deflate (RFC 7692), behind the few operations a session needs.
+//!
+//! The two halves share no lock on the data path. The receiving half hands what the client
+//! is owed (a pong, a close reply) to the sending half through a small shared slot that holds
+//! at most a few pongs and one close reply whatever the client sends; the sending half writes
+//! them at the next frame boundary. A client that keeps sending while an owed control frame
+//! cannot be written for [`CONTROL_STALL`] does not read: it is dropped, not buffered.
 
-use super::prepared::{PreparedSender, TappedIo};
-use super::readahead::ReadAhead;
-use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use super::deflate::{Agreement, CompressSettings, Deflater, InflateError, Inflater};
+use super::frame::{self, Header, MAX_HEADER, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING};
+use super::frame::{OP_PONG, OP_TEXT};
+use super::utf8::Utf8Stream;
+use bytes::{Buf, Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
 use std::future::poll_fn;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{error::CapacityError, Error, Message};
-use tokio_tungstenite::WebSocketStream;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 
-type Stream = WebSocketStream<ReadAhead<TokioIo<Upgraded>>>;
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// The framing library's own read buffer, allocated for every connection: small, so idle
-/// connections stay cheap. Large socket reads happen in [`ReadAhead`] instead.
-const READ_CHUNK: usize = 4 * 1024;
+/// Bytes asked of the socket per read; the buffer exists only while data is waiting.
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest single growth of the read buffer while a long frame arrives.
+const READ_RESERVE_MAX: usize = 4 << 20;
 /// Queued outgoing bytes that trigger a write even before an explicit flush.
 const WRITE_BATCH: usize = 64 * 1024;
-/// The framing library's read buffer on a prepared connection, which mostly idles: client
-/// messages are rare there, and large reads still happen in [`ReadAhead`].
-const PREPARED_READ_CHUNK: usize = 512;
+/// Payloads shorter than this are copied next to their header; longer ones are written
+/// from where they are, header and payload in one vectored write.
+const COPY_LIMIT: usize = 8 * 1024;
+/// Buffers handed to one vectored write.
+const MAX_SLICES: usize = 64;
+/// Pongs owed at most; more pings while these wait are answered by the last one only.
+const MAX_PONGS: usize = 32;
+/// How long an owed pong or close reply may stay unwritten while the client keeps sending.
+pub const CONTROL_STALL: Duration = Duration::from_secs(10);
 
 /// The sending half of a WebSocket connection.
 pub struct Sender {
-    sink: SplitSink<Stream, Message>,
+    io: Writer,
+    /// Frames ready to be written, in order.
+    queue: VecDeque<Piece>,
+    /// Small frames being gathered; becomes a piece when sealed.
+    staging: BytesMut,
+    /// Bytes of the queue's first piece already written.
+    written: usize,
+    /// The last piece written ended inside a frame (its payload is the next piece).
+    mid_frame: bool,
+    queued: usize,
+    deflate: Option<Deflater>,
+    shared: Arc<Shared>,
+    /// A close frame is queued or written: no more messages.
+    closed: bool,
+    /// The socket failed.
+    failed: bool,
+}
+
+struct Piece {
+    data: Bytes,
+    ends_frame: bool,
 }
 
 /// The receiving half of a WebSocket connection.
 pub struct Receiver {
-    stream: ReadSide,
+    io: Reader,
+    buf: BytesMut,
+    /// Bytes the frame being read needs in `buf`.
+    want: usize,
+    max: usize,
+    message: Option<Partial>,
+    inflate: Option<Inflater>,
+    shared: Arc<Shared>,
+    /// The client sent its close frame: nothing more is read.
+    close_received: bool,
+    /// The connection ended or failed: every later call answers `Gone`.
+    done: bool,
 }
 
-/// Where a [`Receiver`] reads: the library's split stream, or a prepared connection's
-/// (broadcast) stream whose writes are tapped.
-enum ReadSide {
-    Split(SplitStream<Stream>),
-    Tapped(Box<WebSocketStream<TappedIo>>),
+/// A fragmented or compressed message being assembled.
+struct Partial {
+    text: bool,
+    compressed: bool,
+    data: Vec<u8>,
+    utf8: Utf8Stream,
+}
+
+/// What the receiving half owes the client, waiting for the sending half.
+struct Shared {
+    pending: AtomicBool,
+    control: Mutex<Control>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Control {
+    /// Payloads of unanswered pings, oldest first. Beyond [`MAX_PONGS`] the latest replaces
+    /// the newest queued one (RFC 6455 lets a pong answer only the most recent ping).
+    pongs: VecDeque<Bytes>,
+    /// The close frame payload to echo.
+    close_reply: Option<Bytes>,
+    /// Since when something has been owed.
+    owed_since: Option<Instant>,
+    /// Our close frame (first or in reply) is queued: nothing more is owed.
+    close_sent: bool,
+}
+
+impl Shared {
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The sending side failed: the connection is gone or closing.
@@ -56,7 +131,7 @@ pub enum Incoming {
     Binary(Bytes),
     /// A pong (solicited or not).
     Pong,
-    /// A ping (already answered).
+    /// A ping (its answer is on its way).
     Ping,
     /// The client started the closing handshake; the reply is on its way.
     Close(Option<u16>),
@@ -75,7 +150,7 @@ pub enum Failure {
     InvalidUtf8,
     /// A message over `--maxframesize`: close with 1009.
     TooBig,
-    /// The socket failed or closed without a closing handshake.
+    /// The socket failed, closed without a closing handshake, or the client stopped reading.
     Io(String),
 }
 
@@ -91,27 +166,24 @@ impl Failure {
     }
 }
 
-/// Starts WebSocket framing on an upgraded connection. `max_message` limits inbound
-/// messages (whole, after reassembly).
-pub async fn accept(io: Upgraded, max_message: Option<usize>) -> (Sender, Receiver) {
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = READ_CHUNK;
-    config.write_buffer_size = WRITE_BATCH;
-    config.max_message_size = max_message;
-    config.max_frame_size = max_message;
-    let stream = WebSocketStream::from_raw_socket(
-        ReadAhead::new(TokioIo::new(io)),
-        Role::Server,
-        Some(config),
-    )
-    .await;
-    let (sink, stream) = stream.split();
-    (
-        Sender { sink },
-        Receiver {
-            stream: ReadSide::Split(stream),
-        },
-    )
+fn protocol(why: impl std::fmt::Display) -> Failure {
+    Failure::Protocol(why.to_string())
+}
+
+/// How a connection frames messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Largest inbound message, whole after reassembly and decompression (`--maxframesize`).
+    pub max_message: Option<usize>,
+    /// permessage-deflate, when it was negotiated.
+    pub compression: Option<(CompressSettings, Agreement)>,
+}
+
+/// Starts WebSocket framing on an upgraded connection.
+pub fn accept(io: Upgraded, options: Options) -> (Sender, Receiver) {
+    let (reader, writer, early) = split(io);
+    let (reader, writer): (Reader, Writer) = (reader, writer);
+    from_halves(reader, writer, early, options)
 }
 
 /// Starts WebSocket framing on an upgraded connection that is sent prepared frames only
@@ -119,108 +191,547 @@ pub async fn accept(io: Upgraded, max_message: Option<usize>) -> (Sender, Receiv
 pub async fn accept_prepared(
     io: Upgraded,
     max_message: Option<usize>,
-) -> (PreparedSender, Receiver) {
-    let (tapped, sender) = super::prepared::split(io);
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = PREPARED_READ_CHUNK;
-    config.max_message_size = max_message;
-    config.max_frame_size = max_message;
-    let stream = WebSocketStream::from_raw_socket(tapped, Role::Server, Some(config)).await;
-    (
-        sender,
-        Receiver {
-            stream: ReadSide::Tapped(Box::new(stream)),
-        },
-    )
+) -> (super::prepared::PreparedSender, Receiver) {
+    let options = Options {
+        max_message,
+        compression: None,
+    };
+    let (sender, receiver) = accept(io, options);
+    (super::prepared::PreparedSender::new(sender), receiver)
+}
+
+/// Frames over any pair of halves; `early` holds bytes already read from the client.
+pub fn from_halves(
+    reader: Reader,
+    writer: Writer,
+    early: Bytes,
+    options: Options,
+) -> (Sender, Receiver) {
+    let shared = Arc::new(Shared {
+        pending: AtomicBool::new(false),
+        control: Mutex::new(Control::default()),
+        wake: Notify::new(),
+    });
+    let (deflate, inflate) = match &options.compression {
+        Some((settings, agreement)) => (
+            Some(Deflater::new(*settings, agreement)),
+            Some(Inflater::new(agreement)),
+        ),
+        None => (None, None),
+    };
+    let sender = Sender {
+        io: writer,
+        queue: VecDeque::new(),
+        staging: BytesMut::new(),
+        written: 0,
+        mid_frame: false,
+        queued: 0,
+        deflate,
+        shared: shared.clone(),
+        closed: false,
+        failed: false,
+    };
+    let receiver = Receiver {
+        io: reader,
+        buf: BytesMut::from(&early[..]),
+        want: 0,
+        max: options.max_message.unwrap_or(usize::MAX),
+        message: None,
+        inflate,
+        shared,
+        close_received: false,
+        done: false,
+    };
+    (sender, receiver)
+}
+
+/// Splits the connection. TCP and Unix sockets split into independent halves; other streams
+/// (TLS) share one state machine and go through tokio's split.
+fn split(io: Upgraded) -> (Reader, Writer, Bytes) {
+    let io = match io.downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(parts) => {
+            let (r, w) = parts.io.into_inner().into_split();
+            return (Box::new(r), Box::new(w), parts.read_buf);
+        }
+        Err(io) => io,
+    };
+    let io = match io.downcast::<TokioIo<tokio::net::UnixStream>>() {
+        Ok(parts) => {
+            let (r, w) = parts.io.into_inner().into_split();
+            return (Box::new(r), Box::new(w), parts.read_buf);
+        }
+        Err(io) => io,
+    };
+    let (r, w) = tokio::io::split(TokioIo::new(io));
+    (Box::new(r), Box::new(w), Bytes::new())
 }
 
 impl Sender {
-    /// Waits until another message can be queued (the queue is flushed while it is full).
-    /// Safe to cancel: nothing is lost.
+    /// Waits until another message can be queued (the queue is written while it is full, and
+    /// owed control frames go out). Safe to cancel: nothing is lost.
     pub async fn ready(&mut self) -> Result<(), Closed> {
-        poll_fn(|cx| self.sink.poll_ready_unpin(cx))
-            .await
-            .map_err(|_| Closed)
+        if self.queued >= WRITE_BATCH || self.shared.pending.load(Ordering::Acquire) {
+            self.write_queued().await?;
+        }
+        if self.closed || self.failed {
+            return Err(Closed);
+        }
+        Ok(())
     }
 
-    /// Queues a text message; the bytes are sent as they are. Call after [`Sender::ready`].
+    /// Queues a text message; the bytes are sent as they are (they must be UTF-8 for a
+    /// conforming client). Call after [`Sender::ready`].
     pub fn queue_text(&mut self, payload: Bytes) -> Result<(), Closed> {
-        crate::metrics::message_out(payload.len());
-        let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
-        self.sink
-            .start_send_unpin(Message::Frame(frame))
-            .map_err(|_| Closed)
+        self.queue_message(OP_TEXT, payload)
     }
 
     /// Queues a binary message. Call after [`Sender::ready`].
     pub fn queue_binary(&mut self, payload: Bytes) -> Result<(), Closed> {
+        self.queue_message(OP_BINARY, payload)
+    }
+
+    fn queue_message(&mut self, opcode: u8, payload: Bytes) -> Result<(), Closed> {
+        if self.closed || self.failed {
+            return Err(Closed);
+        }
         crate::metrics::message_out(payload.len());
-        self.sink
-            .start_send_unpin(Message::Binary(payload))
-            .map_err(|_| Closed)
+        let (payload, compressed) = match self.deflate.as_mut().and_then(|d| d.compress(&payload)) {
+            Some(smaller) => (Bytes::from(smaller), true),
+            None => (payload, false),
+        };
+        self.queue_frame(opcode, compressed, payload);
+        Ok(())
+    }
+
+    fn queue_frame(&mut self, opcode: u8, rsv1: bool, payload: Bytes) {
+        let mut header = [0u8; MAX_HEADER];
+        let n = frame::encode(&mut header, true, rsv1, opcode, payload.len());
+        self.staging.extend_from_slice(&header[..n]);
+        self.queued += n + payload.len();
+        if payload.len() < COPY_LIMIT {
+            self.staging.extend_from_slice(&payload);
+        } else {
+            self.seal(false);
+            self.queue.push_back(Piece {
+                data: payload,
+                ends_frame: true,
+            });
+        }
+    }
+
+    /// Moves the gathered small frames to the queue.
+    fn seal(&mut self, ends_frame: bool) {
+        if !self.staging.is_empty() {
+            let data = self.staging.split().freeze();
+            self.queue.push_back(Piece { data, ends_frame });
+        }
+    }
+
+    /// Writes complete frames encoded elsewhere (broadcast's prepared frames, shared by
+    /// every connection), after whatever is queued. Only for connections without extensions.
+    pub async fn send_encoded(
+        &mut self,
+        frames: impl IntoIterator<Item = Bytes>,
+    ) -> Result<(), Closed> {
+        if self.closed || self.failed {
+            return Err(Closed);
+        }
+        self.seal(true);
+        for data in frames.into_iter().filter(|f| !f.is_empty()) {
+            self.queued += data.len();
+            self.queue.push_back(Piece {
+                data,
+                ends_frame: true,
+            });
+        }
+        self.flush().await
     }
 
     /// Writes everything queued to the socket.
     pub async fn flush(&mut self) -> Result<(), Closed> {
-        self.sink.flush().await.map_err(|_| Closed)
+        self.write_queued().await?;
+        if let Some(deflate) = self.deflate.as_mut() {
+            deflate.idle();
+        }
+        if self.failed {
+            return Err(Closed);
+        }
+        Ok(())
+    }
+
+    /// Completes when the receiving half has queued a pong or close reply for the client;
+    /// [`Sender::flush`] then writes it. Safe to cancel.
+    pub fn control_wanted(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        let failed = self.failed;
+        async move {
+            if failed {
+                return std::future::pending().await;
+            }
+            loop {
+                let notified = shared.wake.notified();
+                if shared.pending.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        }
     }
 
     /// Sends a ping with an empty payload.
     pub async fn ping(&mut self) -> Result<(), Closed> {
-        self.sink
-            .send(Message::Ping(Bytes::new()))
-            .await
-            .map_err(|_| Closed)
+        if self.closed || self.failed {
+            return Err(Closed);
+        }
+        self.queue_frame(OP_PING, false, Bytes::new());
+        self.flush().await
     }
 
-    /// Starts the closing handshake with `code` and `reason`.
+    /// Starts the closing handshake with `code` and `reason` (or answers the client's, if it
+    /// started it and no answer was sent yet).
     pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), Closed> {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
+        if self.closed || self.failed {
+            return Err(Closed);
+        }
+        {
+            let mut control = self.shared.control();
+            control.close_sent = true;
+            control.close_reply = None;
+        }
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        self.queue_frame(OP_CLOSE, false, Bytes::from(payload));
+        self.closed = true;
+        self.write_queued().await?;
+        if self.failed {
+            return Err(Closed);
+        }
+        crate::metrics::close_sent(code);
+        Ok(())
+    }
+
+    /// Puts owed control frames first in the queue; only at a frame boundary.
+    fn take_control(&mut self) {
+        if self.written != 0 || self.mid_frame {
+            return;
+        }
+        let (pongs, close) = {
+            let mut control = self.shared.control();
+            self.shared.pending.store(false, Ordering::Release);
+            control.owed_since = None;
+            let close = control.close_reply.take();
+            if close.is_some() {
+                control.close_sent = true;
+            }
+            (std::mem::take(&mut control.pongs), close)
         };
-        self.sink
-            .send(Message::Close(Some(frame)))
-            .await
-            .map_err(|_| Closed)
-            .inspect(|()| crate::metrics::close_sent(code))
+        let mut frames = BytesMut::new();
+        let mut header = [0u8; MAX_HEADER];
+        for pong in pongs {
+            if !self.closed {
+                let n = frame::encode(&mut header, true, false, OP_PONG, pong.len());
+                frames.extend_from_slice(&header[..n]);
+                frames.extend_from_slice(&pong);
+            }
+        }
+        if let Some(close) = close {
+            if !self.closed {
+                let n = frame::encode(&mut header, true, false, OP_CLOSE, close.len());
+                frames.extend_from_slice(&header[..n]);
+                frames.extend_from_slice(&close);
+                // Nothing follows a close frame.
+                self.closed = true;
+                self.queue.clear();
+                self.staging.clear();
+                self.queued = 0;
+            }
+        }
+        if !frames.is_empty() {
+            self.queued += frames.len();
+            self.queue.push_front(Piece {
+                data: frames.freeze(),
+                ends_frame: true,
+            });
+        }
+    }
+
+    async fn write_queued(&mut self) -> Result<(), Closed> {
+        loop {
+            if self.failed {
+                return Err(Closed);
+            }
+            if self.shared.pending.load(Ordering::Acquire) {
+                self.take_control();
+            }
+            self.seal(true);
+            if self.queue.is_empty() {
+                return Ok(());
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (i, piece) in self.queue.iter().take(MAX_SLICES).enumerate() {
+                let skip = if i == 0 { self.written } else { 0 };
+                slices[i] = IoSlice::new(&piece.data[skip..]);
+                count += 1;
+            }
+            let written = match self.io.write_vectored(&slices[..count]).await {
+                Ok(0) | Err(_) => {
+                    self.failed = true;
+                    self.queue.clear();
+                    self.staging.clear();
+                    self.queued = 0;
+                    return Err(Closed);
+                }
+                Ok(n) => n,
+            };
+            self.advance(written);
+        }
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        self.queued = self.queued.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = self.queue.front() else {
+                return;
+            };
+            let left = front.data.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.mid_frame = !front.ends_frame;
+            self.written = 0;
+            self.queue.pop_front();
+        }
     }
 }
 
 impl Receiver {
-    /// The next event from the client. Pings are answered automatically.
+    /// The next event from the client. Pings are answered by the sending half.
     pub async fn next(&mut self) -> Incoming {
-        let next = match &mut self.stream {
-            ReadSide::Split(stream) => stream.next().await,
-            ReadSide::Tapped(stream) => stream.next().await,
-        };
-        match next {
-            None => Incoming::Gone,
-            Some(Ok(message)) => match message {
-                Message::Text(text) => {
-                    crate::metrics::message_in(text.len());
-                    Incoming::Text(Bytes::from(text))
+        loop {
+            // After the client's close frame nothing more is read: the reply is on its way
+            // and the server is the side that hangs up.
+            if self.done || self.close_received {
+                return Incoming::Gone;
+            }
+            match self.decode() {
+                Ok(Some(event)) => return event,
+                Ok(None) => {}
+                Err(failure) => {
+                    self.done = true;
+                    return Incoming::Failed(failure);
                 }
-                Message::Binary(data) => {
-                    crate::metrics::message_in(data.len());
-                    Incoming::Binary(data)
+            }
+            match self.fill().await {
+                Ok(0) => {
+                    self.done = true;
+                    return Incoming::Failed(Failure::Io(
+                        "connection closed without a closing handshake".into(),
+                    ));
                 }
-                Message::Ping(_) => Incoming::Ping,
-                Message::Pong(_) => Incoming::Pong,
-                Message::Close(frame) => Incoming::Close(frame.map(|f| u16::from(f.code))),
-                Message::Frame(_) => Incoming::Ping,
-            },
-            Some(Err(err)) => match err {
-                Error::ConnectionClosed | Error::AlreadyClosed => Incoming::Gone,
-                Error::Utf8(_) => Incoming::Failed(Failure::InvalidUtf8),
-                Error::Capacity(CapacityError::MessageTooLong { .. }) => {
-                    Incoming::Failed(Failure::TooBig)
+                Ok(_) => {}
+                Err(err) => {
+                    self.done = true;
+                    return Incoming::Failed(Failure::Io(err.to_string()));
                 }
-                Error::Protocol(protocol) => {
-                    Incoming::Failed(Failure::Protocol(protocol.to_string()))
-                }
-                other => Incoming::Failed(Failure::Io(other.to_string())),
-            },
+            }
         }
+    }
+
+    /// Reads more from the socket into the buffer. While nothing arrives and no frame is
+    /// half read, the buffer (and an idle decompressor) is released.
+    async fn fill(&mut self) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let need = self.want.saturating_sub(self.buf.len());
+            let spare = self.buf.capacity() - self.buf.len();
+            if spare < READ_CHUNK / 4 || spare < need {
+                self.buf.reserve(need.clamp(READ_CHUNK, READ_RESERVE_MAX));
+            }
+            let polled = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+            if polled.is_pending() && self.buf.is_empty() {
+                self.buf = BytesMut::new();
+                if self.message.is_none() {
+                    if let Some(inflate) = self.inflate.as_mut() {
+                        inflate.idle();
+                    }
+                }
+            }
+            polled
+        })
+        .await
+    }
+
+    /// Takes every complete frame from the buffer until one makes an event.
+    fn decode(&mut self) -> Result<Option<Incoming>, Failure> {
+        loop {
+            let Some(header) = frame::parse(&self.buf).map_err(protocol)? else {
+                self.want = MAX_HEADER;
+                return Ok(None);
+            };
+            self.check(&header)?;
+            let total = header.header_len as u64 + header.len;
+            if (self.buf.len() as u64) < total {
+                self.want = usize::try_from(total).unwrap_or(usize::MAX);
+                return Ok(None);
+            }
+            self.want = 0;
+            let total = total as usize;
+            let mut payload = self.buf.split_to(total);
+            payload.advance(header.header_len);
+            frame::apply_mask(&mut payload, header.mask);
+            if let Some(event) = self.frame(&header, payload)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// The rules a header must follow given what came before; checked before its payload
+    /// is read.
+    fn check(&self, header: &Header) -> Result<(), Failure> {
+        self.check_stall()?;
+        if header.is_control() {
+            return if header.rsv1 {
+                Err(protocol("reserved bits are non-zero"))
+            } else {
+                Ok(())
+            };
+        }
+        if header.len > self.max as u64 {
+            return Err(Failure::TooBig);
+        }
+        match (&self.message, header.opcode) {
+            (None, OP_CONTINUATION) => Err(protocol("continuation frame but nothing to continue")),
+            (Some(_), OP_TEXT | OP_BINARY) => Err(protocol("expected a continuation frame")),
+            (Some(_), _) if header.rsv1 => Err(protocol("reserved bits are non-zero")),
+            (Some(partial), _) if !partial.compressed => {
+                if header.len > (self.max - partial.data.len()) as u64 {
+                    Err(Failure::TooBig)
+                } else {
+                    Ok(())
+                }
+            }
+            (None, _) if header.rsv1 && self.inflate.is_none() => {
+                Err(protocol("reserved bits are non-zero"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A client that keeps sending while what it is owed cannot be written does not read.
+    fn check_stall(&self) -> Result<(), Failure> {
+        if !self.shared.pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let since = self.shared.control().owed_since;
+        if since.is_some_and(|since| since.elapsed() > CONTROL_STALL) {
+            return Err(Failure::Io("client does not read".into()));
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, header: &Header, payload: BytesMut) -> Result<Option<Incoming>, Failure> {
+        match header.opcode {
+            OP_PING => {
+                self.owe(|control| {
+                    if control.pongs.len() == MAX_PONGS {
+                        control.pongs.pop_back();
+                    }
+                    control.pongs.push_back(payload.freeze());
+                });
+                Ok(Some(Incoming::Ping))
+            }
+            OP_PONG => Ok(Some(Incoming::Pong)),
+            OP_CLOSE => self.close(payload.freeze()).map(Some),
+            OP_TEXT | OP_BINARY if header.fin && !header.rsv1 => {
+                let payload = payload.freeze();
+                if header.opcode == OP_BINARY {
+                    crate::metrics::message_in(payload.len());
+                    return Ok(Some(Incoming::Binary(payload)));
+                }
+                if std::str::from_utf8(&payload).is_err() {
+                    return Err(Failure::InvalidUtf8);
+                }
+                crate::metrics::message_in(payload.len());
+                Ok(Some(Incoming::Text(payload)))
+            }
+            _ => self.fragment(header, &payload),
+        }
+    }
+
+    /// Adds a frame to the message being assembled (decompressing it if need be).
+    fn fragment(&mut self, header: &Header, payload: &[u8]) -> Result<Option<Incoming>, Failure> {
+        let mut partial = self.message.take().unwrap_or_else(|| Partial {
+            text: header.opcode == OP_TEXT,
+            compressed: header.rsv1,
+            data: Vec::new(),
+            utf8: Utf8Stream::default(),
+        });
+        let before = partial.data.len();
+        if partial.compressed {
+            let Some(inflate) = self.inflate.as_mut() else {
+                return Err(protocol("reserved bits are non-zero"));
+            };
+            inflate
+                .inflate(payload, header.fin, &mut partial.data, self.max)
+                .map_err(|err| match err {
+                    InflateError::TooBig => Failure::TooBig,
+                    InflateError::Corrupt => protocol("invalid compressed data"),
+                })?;
+        } else {
+            partial.data.extend_from_slice(payload);
+        }
+        if partial.text {
+            partial
+                .utf8
+                .feed(&partial.data[before..], header.fin)
+                .map_err(|_| Failure::InvalidUtf8)?;
+        }
+        if !header.fin {
+            self.message = Some(partial);
+            return Ok(None);
+        }
+        let data = Bytes::from(partial.data);
+        crate::metrics::message_in(data.len());
+        Ok(Some(if partial.text {
+            Incoming::Text(data)
+        } else {
+            Incoming::Binary(data)
+        }))
+    }
+
+    fn close(&mut self, payload: Bytes) -> Result<Incoming, Failure> {
+        let code = match payload.len() {
+            0 => None,
+            1 => return Err(protocol("invalid close frame")),
+            _ => {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                if !frame::close_code_allowed(code) {
+                    return Err(protocol(format!("invalid close code {code}")));
+                }
+                if std::str::from_utf8(&payload[2..]).is_err() {
+                    return Err(Failure::InvalidUtf8);
+                }
+                Some(code)
+            }
+        };
+        self.close_received = true;
+        self.message = None;
+        self.owe(|control| control.close_reply = Some(payload));
+        Ok(Incoming::Close(code))
+    }
+
+    /// Records a control frame the client is owed and wakes the sending half.
+    fn owe(&self, record: impl FnOnce(&mut Control)) {
+        let mut control = self.shared.control();
+        if control.close_sent {
+            return;
+        }
+        record(&mut control);
+        control.owed_since.get_or_insert_with(Instant::now);
+        self.shared.pending.store(true, Ordering::Release);
+        drop(control);
+        self.shared.wake.notify_one();
     }
 }
