@@ -8,16 +8,23 @@ daemon's memory. The table gives per-server medians and the median of the ratios
 within each repetition; on a shared, noisy machine only those ratios are comparable
 between runs, never absolute figures.
 
-    bench/run.py [--ours PATH] [--theirs PATH|none] [--scenarios a,b,...] [--runs N]
-                 [--ours-flags FLAGS] [--theirs-flags FLAGS] [--smoke] [--out FILE]
+    bench/run.py [--ours PATH] [--theirs PATH|none] [--also NAME=PATH ...]
+                 [--scenarios a,b,...] [--runs N] [--ours-flags FLAGS] [--theirs-flags FLAGS]
+                 [--smoke] [--out FILE]
 
 --ours-flags / --theirs-flags add daemon flags to one side (after the runner's own, so
 they win): with --theirs pointing at our own binary, the ratio column is the cost of a
 feature, e.g. `--theirs target/release/websocketd --ours-flags=--metrics=127.0.0.1:0`.
 
-Two groups run only when named (`--scenarios tls,http`) or with --smoke: `tls` measures
-each server over ws:// and wss:// (a throwaway CA and certificate made with the openssl
-CLI), `http` measures static files and a CGI script with wrk.
+--also adds servers to every scenario, each with its own column and ratio (ours against
+it): e.g. `--also ceiling=target/release/ceiling` (the in-process echo server of
+bench/loadgen/src/bin/ceiling.rs) and `--also previous=/path/to/an/older/websocketd`.
+
+Three groups run only when named (`--scenarios tls,http,compress`) or with --smoke: `tls`
+measures each server over ws:// and wss:// (a throwaway CA and certificate made with the
+openssl CLI), `http` measures static files and a CGI script with wrk, `compress` streams
+log lines to a client with and without permessage-deflate (ours and --also servers named
+`previous` are skipped when they cannot compress: only servers that accept --compress run it).
 
 Python 3 standard library only. See docs/benchmarks.md.
 """
@@ -61,10 +68,23 @@ SCENARIOS = [
 ]
 # Not in the default list (a full run keeps its length); named with --scenarios, and
 # part of --smoke.
-EXTRA_SCENARIOS = ["tls", "http"]
+EXTRA_SCENARIOS = ["tls", "http", "compress"]
 
 CAT = ["cat"]
 SLOW_CONSUMER = ["sh", "-c", 'while read l; do echo "$l"; sleep 0.1; done']
+# compress: lines of a real log (dpkg's, or this script if there is none), repeated.
+LOG_FILE = "/var/log/dpkg.log" if os.path.exists("/var/log/dpkg.log") else os.path.abspath(__file__)
+LOG_SOURCE = """
+import sys
+path, count = sys.argv[1], int(sys.argv[2])
+lines = [l for l in open(path, "rb").read().splitlines(True) if l.strip()]
+block = b"".join(lines)
+while count >= len(lines):
+    sys.stdout.buffer.write(block)
+    count -= len(lines)
+sys.stdout.buffer.write(b"".join(lines[:count]))
+sys.stdout.buffer.flush()
+"""
 
 
 # Writes LINES lines of BYTES bytes (newline included) in writes of about 1 MiB, so the
@@ -115,7 +135,7 @@ class Case:
     """One row group of the table: a scenario with fixed parameters."""
 
     def __init__(self, scenario, name, program, loadgen_args, metrics, server_flags=(),
-                 timeout=300, hold=False, command=None, http_load=None):
+                 timeout=300, hold=False, command=None, http_load=None, only=None):
         self.scenario = scenario
         self.name = name
         self.program = program
@@ -126,6 +146,7 @@ class Case:
         self.hold = hold  # scale: the loadgen holds its connections until told to close
         self.command = command or scenario  # the loadgen subcommand
         self.http_load = http_load  # http: measured with wrk instead of the loadgen
+        self.only = only  # the server names that can run it (None: every server)
         self.connections = 0
         if "--connections" in self.loadgen_args:
             self.connections = int(self.loadgen_args[self.loadgen_args.index("--connections") + 1])
@@ -145,9 +166,10 @@ def build_cases(smoke, http_flags=()):
         cases.append(Case(
             "handshake", f"handshake c={conc}", ["echo", "hello"],
             ["--concurrency", conc, "--count", small if s else count], handshake_metrics))
-    cases.append(Case(
-        "echo-latency", "echo latency, cat", CAT,
-        ["--count", 300 if s else 20000, "--size", 64], lat_us))
+    for size in (16, 64):
+        cases.append(Case(
+            "echo-latency", f"echo latency {size} B, cat", CAT,
+            ["--count", 300 if s else 20000, "--size", size], lat_us))
     for conns in (1, 50):
         cases.append(Case(
             "echo-throughput", f"echo throughput, {conns} conn", CAT,
@@ -186,6 +208,16 @@ def build_cases(smoke, http_flags=()):
         ["--rate", 1000, "--seconds", 1 if s else 10, "--drain", 0.5 if s else 5],
         [Metric("sent", "messages sent", True, fmt="{:.0f}"),
          Metric("received", "echoes received", True, fmt="{:.0f}")]))
+    lines = 5_000 if s else 200_000
+    for deflate in (False, True):
+        cases.append(Case(
+            "compress", "log stream" + (", --compress" if deflate else ""),
+            ["python3", "-c", LOG_SOURCE, LOG_FILE, str(lines)],
+            ["--expect-lines", lines, "--deflate", int(deflate)],
+            [Metric("msgs_per_s", "lines/s", True, fmt="{:.0f}"),
+             Metric("wire_bytes_per_msg", "wire bytes per line", False, fmt="{:.1f}")],
+            server_flags=["--compress"] if deflate else [], command="log-stream",
+            only=("ours",) if deflate else ("ours", "previous", "theirs")))
     # tls: the same loads as handshake and echo-throughput; each server runs them over
     # ws:// and over wss:// (see run_scenarios).
     for conc, count, small in ((1, 2000, 20), (50, 5000, 100)):
@@ -689,10 +721,12 @@ def metric_label(m):
     return f"{m.label} {'↑' if m.up else '↓'}"
 
 
-def build_table(cases, results, have_theirs, theirs_label):
+def build_table(cases, results, have_theirs, theirs_label, also=()):
     head = ["scenario", "metric", "ours"]
     if have_theirs:
         head += [theirs_label, "ratio (↑ ours÷theirs, ↓ theirs÷ours; >1 = ours better)"]
+    for name in also:
+        head += [name, f"ours vs {name} (>1 = ours better)"]
     head += ["client CPU, ours"]
     if have_theirs:
         head += ["client CPU, theirs"]
@@ -706,11 +740,24 @@ def build_table(cases, results, have_theirs, theirs_label):
             row = [case.name if i == 0 else "", metric_label(m), summary_cell(m, ours)]
             if have_theirs:
                 row += [summary_cell(m, theirs), ratio_cell(ours, theirs, m)]
+            for name in also:
+                other = per.get(name, [])
+                row += [summary_cell(m, other), ratio_cell(ours, other, m)]
             row.append(cpu_text(ours) if i == 0 else "")
             if have_theirs:
                 row.append(cpu_text(theirs) if i == 0 else "")
             rows.append(row)
     return markdown(head, rows)
+
+
+def compress_ratios(cases, results):
+    """Ours with --compress against ours without, within each repetition."""
+    plain = results.get(cases[0].name, {}).get("ours", [])
+    packed = results.get(cases[-1].name, {}).get("ours", []) if len(cases) > 1 else []
+    rate = ratio_cell(packed, plain, cases[0].metrics[0], oriented=False)
+    size = ratio_cell(plain, packed, cases[0].metrics[1], oriented=False)
+    return (f"Ours with --compress against ours without: {rate}× the lines/s, "
+            f"{size}× fewer bytes on the wire (medians of per-repetition ratios).")
 
 
 def build_tls_table(cases, results, have_theirs):
@@ -930,7 +977,8 @@ def run_cases(cases, servers, loadgen, runs, fixtures, server_flags=None):
     results = {}
     failures = []
     for case in cases:
-        variants = [(name, binary, False) for name, binary in servers]
+        variants = [(name, binary, False) for name, binary in servers
+                    if case.only is None or name in case.only]
         if case.scenario == "tls":
             variants = [(f"{name} {scheme}", binary, scheme == "wss")
                         for name, binary in servers for scheme in ("ws", "wss")]
@@ -965,6 +1013,8 @@ def main():
     p.add_argument("--ours", default=DEFAULT_OURS, help="our websocketd binary")
     p.add_argument("--theirs", default=DEFAULT_THEIRS,
                    help="the websocketd to compare with, or 'none'")
+    p.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                   help="another server to measure in every scenario (repeatable)")
     p.add_argument("--loadgen", default=DEFAULT_LOADGEN, help="the load generator binary")
     p.add_argument("--scenarios",
                    help="comma-separated subset of: " + ", ".join(SCENARIOS + EXTRA_SCENARIOS)
@@ -1010,6 +1060,11 @@ def main():
         most = max([c.connections for c in cases if c.hold] or [0])
         nofile, nofile_note = raise_nofile(12 * most + 1024)
         servers = [("ours", args.ours)] + ([("theirs", theirs)] if theirs else [])
+        for also in args.also:
+            name, _, path = also.partition("=")
+            if not name or not os.access(path, os.X_OK) or name in ("ours", "theirs"):
+                p.error(f"--also {also}: want NAME=PATH to an executable")
+            servers.append((name, path))
         theirs_label = f"theirs ({version_of(theirs)})" if theirs else ""
 
         started = time.monotonic()
@@ -1032,10 +1087,13 @@ def main():
     if theirs:
         header.append(f"Theirs: {shown(theirs)} ({version_of(theirs)})"
                       + (f", extra flags `{args.theirs_flags}`" if args.theirs_flags else ""))
+    for name, path in servers[1 + bool(theirs):]:
+        header.append(f"Also {name}: {shown(path)}")
+    also = [name for name, _ in servers[1 + bool(theirs):]]
     sections = []
     ws_cases = [c for c in cases if c.scenario not in EXTRA_SCENARIOS]
     if ws_cases:
-        sections.append(build_table(ws_cases, results, bool(theirs), theirs_label)
+        sections.append(build_table(ws_cases, results, bool(theirs), theirs_label, also)
                         + "\n\n" + RATIO_NOTE)
     tls_cases = [c for c in cases if c.scenario == "tls"]
     if tls_cases:
@@ -1048,6 +1106,14 @@ def main():
             "ws:// value (below 1 for ↑ metrics and above 1 for ↓ ones is what TLS costs). "
             + ("The last ratio compares the two servers over wss://, within each "
                "repetition." if theirs else ""))
+    compress_cases = [c for c in cases if c.scenario == "compress"]
+    if compress_cases:
+        sections.append(
+            f"Compression (`compress`): a program prints lines of {LOG_FILE} (repeated); the "
+            "client (loadgen log-stream) offers permessage-deflate on the --compress row "
+            "and inflates what it receives. Wire bytes count everything after the 101.\n\n"
+            + build_table(compress_cases, results, bool(theirs), theirs_label, also) + "\n\n"
+            + compress_ratios(compress_cases, results) + " " + RATIO_NOTE)
     http_cases = [c for c in cases if c.scenario == "http"]
     if http_cases:
         load = http_cases[0].http_load

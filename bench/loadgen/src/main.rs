@@ -7,6 +7,7 @@
 //! and the exit status is non-zero.
 
 mod args;
+mod deflate;
 mod fanout;
 mod report;
 mod scenarios;
@@ -29,6 +30,7 @@ scenarios and their options (defaults in brackets):
   echo-latency     --count N [20000] --size B [64]
   echo-throughput  --connections N [1] --size B [64] --window W [64] --seconds S [5]
   push             --expect-lines N
+  log-stream       --expect-lines N --deflate 0|1 [0]
   binary           --size B [65536] --in-flight K [1] --count M [1000] --stall-seconds S [5]
   scale            --connections N [1000] --parallel P [200] --hold-seconds S [60]
   sustained        --connections N [50] --rate R [100] --seconds S [10]
@@ -83,6 +85,7 @@ fn run(scenario: &str, args: Args) -> Result<Report, Error> {
                 "echo-latency" => scenarios::echo_latency(&args).await,
                 "echo-throughput" => scenarios::echo_throughput(&args).await,
                 "push" => scenarios::push(&args).await,
+                "log-stream" => deflate::log_stream(&args).await,
                 "binary" => scenarios::binary(&args).await,
                 "scale" => scenarios::scale(&args).await,
                 "sustained" => scenarios::sustained(&args).await,
