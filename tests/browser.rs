@@ -276,6 +276,7 @@ fn browser_sees_the_negotiated_subprotocol() {
         browser.script(all),
         json!("open b|program got b|refused 1006")
     );
+}
 
 #[test]
 fn chromium_negotiates_compression_and_receives_a_large_message_intact() {
@@ -305,7 +306,11 @@ fn chromium_negotiates_compression_and_receives_a_large_message_intact() {
     ));
     assert!(browser.wait_for("window.result !== null"));
     let result = browser.script("return window.result;");
-    assert_eq!(result["extensions"], json!("permessage-deflate"), "{result}");
+    assert_eq!(
+        result["extensions"],
+        json!("permessage-deflate"),
+        "{result}"
+    );
     assert_eq!(result["length"], json!(1_288_895), "{result}");
     assert_eq!(result["intact"], json!(true), "{result}");
     let closed = browser.wait_for("window.closeCode === 1000");
