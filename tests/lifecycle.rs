@@ -34,10 +34,12 @@ fn a_client_that_stops_answering_pings_is_dropped() {
 
 #[tokio::test]
 async fn a_client_that_answers_pings_stays() {
-    let server = Server::start(&["--pingms=50", "cat"]);
+    // 150 ms: a pong must come back within 300 ms, which a loaded 2-core machine can
+    // take for a round trip through the test's own runtime.
+    let server = Server::start(&["--pingms=150", "cat"]);
     let mut ws = connect(&server.url("/")).await;
     // Reading lets the client library answer pings; several intervals pass meanwhile.
-    let until = tokio::time::Instant::now() + Duration::from_millis(400);
+    let until = tokio::time::Instant::now() + Duration::from_millis(1000);
     while tokio::time::Instant::now() < until {
         use futures_util::StreamExt;
         match tokio::time::timeout_at(until, ws.next()).await {

@@ -36,6 +36,8 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// Payloads shorter than this are copied next to their header; longer ones are written
 /// from where they are, header and payload in one vectored write.
 const COPY_LIMIT: usize = 8 * 1024;
+/// Gathering capacity a connection keeps between flushes.
+const IDLE_STAGING: usize = 4 * 1024;
 /// Buffers handed to one vectored write.
 const MAX_SLICES: usize = 64;
 /// Pongs owed at most; more pings while these wait are answered by the last one only.
@@ -352,6 +354,10 @@ impl Sender {
         self.write_queued().await?;
         if let Some(deflate) = self.deflate.as_mut() {
             deflate.idle();
+        }
+        // A large gathering buffer is not kept by a connection that has nothing to send.
+        if self.staging.capacity() > IDLE_STAGING {
+            self.staging = BytesMut::new();
         }
         if self.failed {
             return Err(Closed);
