@@ -66,6 +66,8 @@ SCENARIOS = [
     "sustained",
     "backpressure",
 ]
+# The scenarios an echo server without a program can serve (`--also ceiling=PATH`).
+CEILING_SCENARIOS = {"echo-latency", "echo-throughput", "binary", "sustained", "scale"}
 # Not in the default list (a full run keeps its length); named with --scenarios, and
 # part of --smoke.
 EXTRA_SCENARIOS = ["tls", "http", "compress"]
@@ -978,7 +980,8 @@ def run_cases(cases, servers, loadgen, runs, fixtures, server_flags=None):
     failures = []
     for case in cases:
         variants = [(name, binary, False) for name, binary in servers
-                    if case.only is None or name in case.only]
+                    if (case.only is None or name in case.only)
+                    and (name != "ceiling" or case.scenario in CEILING_SCENARIOS)]
         if case.scenario == "tls":
             variants = [(f"{name} {scheme}", binary, scheme == "wss")
                         for name, binary in servers for scheme in ("ws", "wss")]

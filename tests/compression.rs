@@ -11,27 +11,13 @@ use std::time::{Duration, Instant};
 
 /// Upgrades with `extensions` offered; returns the socket and the response head.
 fn upgrade(port: u16, extensions: Option<&str>) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     let offer = extensions
         .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
         .unwrap_or_default();
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (stream, head) = raw_upgrade_with(port, &offer);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     (stream, head)
 }
 
@@ -291,16 +277,7 @@ fn decompression_bomb_is_refused_with_1009_without_inflating_it() {
     assert_eq!(first, 0x88);
     assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1009);
     assert!(started.elapsed() < Duration::from_secs(10));
-    let peak = std::fs::read_to_string(format!("/proc/{daemon}/status"))
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .map(|v| v.parse::<u64>().unwrap())
-        })
-        .unwrap();
+    let peak = status_kib(daemon, "VmHWM:");
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }
 

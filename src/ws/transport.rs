@@ -5,7 +5,8 @@
 //! is owed (a pong, a close reply) to the sending half through a small shared slot that holds
 //! at most a few pongs and one close reply whatever the client sends; the sending half writes
 //! them at the next frame boundary. A client that keeps sending while an owed control frame
-//! cannot be written for [`CONTROL_STALL`] does not read: it is dropped, not buffered.
+//! cannot be written for [`CONTROL_STALL`], or that pings much faster than it reads its
+//! pongs, does not read: it is dropped, not buffered.
 
 use super::deflate::{Agreement, CompressSettings, Deflater, InflateError, Inflater};
 use super::frame::{self, Header, MAX_HEADER, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING};
@@ -42,6 +43,11 @@ const IDLE_STAGING: usize = 4 * 1024;
 const MAX_SLICES: usize = 64;
 /// Pongs owed at most; more pings while these wait are answered by the last one only.
 const MAX_PONGS: usize = 32;
+/// Over a [`CONTROL_STALL`] window, a client whose merged pings exceed this many and
+/// [`MERGED_RATIO`] times the pings answered one by one is not reading.
+const MERGED_MIN: u64 = 10_000;
+/// See [`MERGED_MIN`].
+const MERGED_RATIO: u64 = 10;
 /// How long an owed pong or close reply may stay unwritten while the client keeps sending.
 pub const CONTROL_STALL: Duration = Duration::from_secs(10);
 
@@ -112,6 +118,11 @@ struct Control {
     owed_since: Option<Instant>,
     /// Our close frame (first or in reply) is queued: nothing more is owed.
     close_sent: bool,
+    /// Pings answered individually and pings whose pong was merged into a later one, since
+    /// `window_start`: a client that does not read gets almost none of its pongs written.
+    answered: u64,
+    merged: u64,
+    window_start: Option<Instant>,
 }
 
 impl Shared {
@@ -429,6 +440,7 @@ impl Sender {
             if close.is_some() {
                 control.close_sent = true;
             }
+            control.answered += control.pongs.len() as u64;
             (std::mem::take(&mut control.pongs), close)
         };
         let mut frames = BytesMut::new();
@@ -625,14 +637,28 @@ impl Receiver {
         }
     }
 
-    /// A client that keeps sending while what it is owed cannot be written does not read.
+    /// A client that keeps sending while what it is owed cannot be written does not read;
+    /// nor does one that pings so much faster than its pongs can be written that nearly all
+    /// of them are merged (the socket takes a trickle, so writes never stop for long).
     fn check_stall(&self) -> Result<(), Failure> {
         if !self.shared.pending.load(Ordering::Acquire) {
             return Ok(());
         }
-        let since = self.shared.control().owed_since;
-        if since.is_some_and(|since| since.elapsed() > CONTROL_STALL) {
+        let mut control = self.shared.control();
+        if control
+            .owed_since
+            .is_some_and(|since| since.elapsed() > CONTROL_STALL)
+        {
             return Err(Failure::Io("client does not read".into()));
+        }
+        let now = Instant::now();
+        let start = *control.window_start.get_or_insert(now);
+        if now.duration_since(start) > CONTROL_STALL {
+            let (merged, answered) = (control.merged, control.answered);
+            (control.merged, control.answered, control.window_start) = (0, 0, Some(now));
+            if merged > MERGED_MIN && merged > answered.saturating_mul(MERGED_RATIO) {
+                return Err(Failure::Io("client does not read its pongs".into()));
+            }
         }
         Ok(())
     }
@@ -643,6 +669,7 @@ impl Receiver {
                 self.owe(|control| {
                     if control.pongs.len() == MAX_PONGS {
                         control.pongs.pop_back();
+                        control.merged += 1;
                     }
                     control.pongs.push_back(payload.freeze());
                 });

@@ -530,14 +530,28 @@ pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStre
 /// Opens a WebSocket by hand (for cases a client library will not produce) and returns
 /// the socket right after the 101.
 pub fn raw_upgrade(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw_upgrade_with(port, "").0
+}
+
+/// Like [`raw_upgrade`], with `extra` header lines (each ending in `\r\n`) in the request;
+/// also returns the 101 response head.
+pub fn raw_upgrade_with(port: u16, extra: &str) -> (TcpStream, String) {
+    raw_upgrade_on(
+        TcpStream::connect(("127.0.0.1", port)).unwrap(),
+        port,
+        extra,
+    )
+}
+
+/// Like [`raw_upgrade_with`], on a socket already connected to `port`.
+pub fn raw_upgrade_on(mut stream: TcpStream, port: u16, extra: &str) -> (TcpStream, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     write!(
         stream,
         "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
     .unwrap();
     let mut head = Vec::new();
@@ -546,12 +560,9 @@ pub fn raw_upgrade(port: u16) -> TcpStream {
         stream.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    stream
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (stream, head)
 }
 
 /// Writes an executable shell script into `dir` and returns its path.
@@ -680,11 +691,16 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// Resident set size of a process in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A KiB figure from `/proc/PID/status` (`VmRSS:`, `VmHWM:` …); 0 when it cannot be read.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
