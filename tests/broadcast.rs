@@ -127,6 +127,45 @@ async fn fifty_simultaneous_first_clients_start_exactly_one_program() {
 }
 
 #[tokio::test]
+async fn maxforks_counts_the_shared_program_once() {
+    let dir = temp_dir("bc-forks");
+    script(&dir, "a.sh", "echo a; exec sleep 1000");
+    script(&dir, "b.sh", "echo b; exec sleep 1000");
+    let server = Server::start(&[
+        "--broadcast",
+        "--maxforks=1",
+        &format!("--dir={}", dir.display()),
+    ]);
+    // Five clients of one script share its one program: one fork slot.
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(connect(&server.url("/a.sh")).await);
+    }
+    wait_programs(&server, 1);
+    // Another script needs a program of its own, and no slot is left for it.
+    let refused = connect_with(&server.url("/b.sh"), &[])
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(refused.contains("429"), "{refused}");
+    // Once the first program is gone (no client left, no linger), its slot is free again.
+    drop(clients);
+    wait_programs(&server, 0);
+    let deadline = Instant::now() + DEADLINE;
+    let mut b = loop {
+        if let Ok(ws) = connect_with(&server.url("/b.sh"), &[]).await {
+            break ws;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shared program's slot is freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(next_text(&mut b).await, "b");
+}
+
+#[tokio::test]
 async fn dir_mode_runs_one_program_per_script() {
     let dir = temp_dir("bc-dir");
     script(&dir, "a.sh", "echo \"a $$\"; exec sleep 1000");
