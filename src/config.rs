@@ -164,6 +164,8 @@ pub struct Config {
     pub redirect_port: i64,
     /// `--trustproxy`: proxies whose forwarding headers and PROXY protocol header count.
     pub trust_proxy: crate::forwarded::TrustedProxies,
+    /// `--http2`: HTTP/2 by ALPN over TLS and by prior knowledge in plain text.
+    pub http2: bool,
 }
 
 impl Config {

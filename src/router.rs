@@ -63,9 +63,12 @@ pub async fn route(
     let scheme = if connection.tls { "https" } else { "http" };
     let mut scope = Scope::new();
     scope.associate("url", format!("{scheme}://{host}{target}"));
+    if request.version() == Version::HTTP_2 {
+        scope.associate("protocol", "HTTP/2".to_string());
+    }
 
     let config = &state.config;
-    if config.launch.is_some() && handshake::is_upgrade(request.headers()) {
+    if config.launch.is_some() && handshake::wants_websocket(&request) {
         let upgrade = UpgradeRequest {
             request,
             host,

@@ -61,12 +61,12 @@ pub struct Route {
     pub script_name: Vec<u8>,
 }
 
-/// A client's upgrade request, checked and ready to be answered with 101.
+/// A client's upgrade request, checked and ready to be answered (101, or 200 over HTTP/2).
 pub struct Joining {
     /// The request (its upgrade future is taken from it).
     pub request: Request<Incoming>,
-    /// The handshake's `Sec-WebSocket-Accept` value.
-    pub accept: String,
+    /// The accepted handshake, which makes the answer.
+    pub accept: handshake::Accepted,
     /// The connection id (also the client's id in tagged input).
     pub id: String,
     /// The client's address (or name), for the tagged join event.
@@ -255,7 +255,7 @@ pub fn join(
         client_slot,
         guard,
     } = joining;
-    let response = handshake::switching_protocols(&accept, headers);
+    let response = accept.response(headers);
     let on_upgrade = hyper::upgrade::on(request);
     let settings = hubs.client_settings;
     tokio::spawn(async move {

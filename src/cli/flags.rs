@@ -86,6 +86,12 @@ pub static FLAGS: &[Flag] = &[
         "PEM CA certificates: with --ssl, clients must present a\ncertificate these CAs signed (mutual TLS).",
     ),
     flag(
+        "http2",
+        Kind::Bool,
+        "",
+        "Serve HTTP/2 too: offered by ALPN with --ssl, and as plain-text\nHTTP/2 (prior knowledge) on the same port otherwise; WebSockets\nrun over it as extended CONNECT streams (RFC 8441).\n--http2=false serves HTTP/1.1 only. Default: true.",
+    ),
+    flag(
         "origin",
         Kind::List,
         "LIST",

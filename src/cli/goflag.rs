@@ -35,7 +35,16 @@ pub struct Parsed {
 impl Parsed {
     /// The boolean flag's value, false when absent.
     pub fn flag(&self, name: &str) -> bool {
-        matches!(self.values.get(name), Some(Value::Bool(true)))
+        self.flag_or(name, false)
+    }
+
+    /// The boolean flag's value, `default` when absent (for flags that are on unless
+    /// turned off with `--flag=false`).
+    pub fn flag_or(&self, name: &str, default: bool) -> bool {
+        match self.values.get(name) {
+            Some(Value::Bool(value)) => *value,
+            _ => default,
+        }
     }
 
     /// The text flag's value, if given.

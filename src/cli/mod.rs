@@ -257,6 +257,7 @@ pub fn parse(argv: &[OsString]) -> Result<Config, Exit> {
         dev_console,
         redirect_port: parsed.int("redirport").unwrap_or(0),
         trust_proxy,
+        http2: parsed.flag_or("http2", true),
     })
 }
 

@@ -1,6 +1,9 @@
 //! Serving one accepted connection: the TLS handshake when configured, then HTTP/1.1 with
-//! upgrades, on any byte stream (TCP or Unix socket).
+//! upgrades or HTTP/2 (told apart by the connection preface), on any byte stream (TCP or
+//! Unix socket).
 
+use super::h2::Http2;
+use super::preface::{self, Opening};
 use super::proxy_protocol;
 use super::tls::Certificates;
 use crate::environment::Peer;
@@ -32,6 +35,8 @@ pub struct Served {
     pub state: Arc<AppState>,
     certificates: Option<Arc<Certificates>>,
     builder: Arc<http1::Builder>,
+    /// HTTP/2, unless `--http2=false`.
+    http2: Option<Arc<Http2>>,
 }
 
 impl Served {
@@ -44,10 +49,15 @@ impl Served {
             .title_case_headers(true)
             .max_buf_size(MAX_HEADER_BYTES)
             .max_headers(MAX_HEADERS);
+        let http2 = state.config.http2.then(|| {
+            let limit = u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX);
+            Arc::new(Http2::new(limit))
+        });
         Served {
             state,
             certificates,
             builder: Arc::new(builder),
+            http2,
         }
     }
 
@@ -107,13 +117,29 @@ impl Served {
             let connection = connection.clone();
             async move { Ok::<_, Infallible>(router::route(request, state, connection).await) }
         });
-        let served = self
-            .builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades()
-            .await;
-        if let Err(err) = served {
-            super::refused::log_if_refused(&refused_peer, &err);
+        let (opening, stream) = match &self.http2 {
+            None => (Opening::Http1, preface::untouched(stream)),
+            Some(_) => match tokio::time::timeout(HEADER_TIMEOUT, preface::sniff(stream)).await {
+                Ok(sniffed) => sniffed,
+                Err(_) => return,
+            },
+        };
+        match (opening, &self.http2) {
+            (Opening::Closed, _) => {}
+            (Opening::Http2, Some(http2)) => {
+                let shutdown = self.state.shutdown.clone();
+                http2.serve(stream, service, shutdown).await;
+            }
+            _ => {
+                let served = self
+                    .builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+                if let Err(err) = served {
+                    super::refused::log_if_refused(&refused_peer, &err);
+                }
+            }
         }
     }
 }

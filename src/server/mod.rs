@@ -3,8 +3,10 @@
 
 mod accept_errors;
 mod connection;
+mod h2;
 pub mod listen;
 mod observe;
+mod preface;
 pub mod proxy_protocol;
 mod redirect;
 mod refused;
@@ -74,7 +76,7 @@ pub async fn run(config: Config, passed: Vec<systemd::Passed>) -> i32 {
         (None, None) => None,
     };
     let certificates = match &config.tls {
-        Some(files) => match tls::Certificates::load(files) {
+        Some(files) => match tls::Certificates::load(files, config.http2) {
             Ok(certificates) => {
                 if let Some(ca) = &files.ca {
                     for _ in 0..listeners.tcp.len() + listeners.unix.len() {

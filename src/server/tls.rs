@@ -16,15 +16,19 @@ use tokio_rustls::TlsAcceptor;
 /// The TLS files and the acceptor built from them, replaced as a whole on reload.
 pub struct Certificates {
     files: TlsFiles,
+    /// Whether ALPN offers `h2`.
+    http2: bool,
     current: RwLock<TlsAcceptor>,
 }
 
 impl Certificates {
-    /// Reads the files named by `--sslcert`, `--sslkey` and `--sslca`.
-    pub fn load(files: &TlsFiles) -> Result<Certificates, String> {
-        let acceptor = acceptor(&files.cert, &files.key, files.ca.as_deref())?;
+    /// Reads the files named by `--sslcert`, `--sslkey` and `--sslca`; ALPN offers `h2`
+    /// (before `http/1.1`) when `http2` is on.
+    pub fn load(files: &TlsFiles, http2: bool) -> Result<Certificates, String> {
+        let acceptor = acceptor(&files.cert, &files.key, files.ca.as_deref(), http2)?;
         Ok(Certificates {
             files: files.clone(),
+            http2,
             current: RwLock::new(acceptor),
         })
     }
@@ -41,7 +45,7 @@ impl Certificates {
     /// the file, is returned.
     pub fn reload(&self) -> Result<(), String> {
         let files = &self.files;
-        let fresh = acceptor(&files.cert, &files.key, files.ca.as_deref())?;
+        let fresh = acceptor(&files.cert, &files.key, files.ca.as_deref(), self.http2)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         Ok(())
     }
@@ -90,9 +94,15 @@ pub async fn reload_on_hangup(
     }
 }
 
-/// Builds an acceptor from the PEM files named on the command line. The error names the
-/// file and the cause, for the `Can't start server:` line.
-fn acceptor(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsAcceptor, String> {
+/// Builds an acceptor from the PEM files named on the command line, offering `h2` by ALPN
+/// when `http2` is on. The error names the file and the cause, for the `Can't start
+/// server:` line.
+fn acceptor(
+    cert: &Path,
+    key: &Path,
+    ca: Option<&Path>,
+    http2: bool,
+) -> Result<TlsAcceptor, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certificates(cert)?;
     let key =
@@ -121,7 +131,11 @@ fn acceptor(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsAcceptor, S
             cert.display()
         )
     })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     // One resumption ticket per connection is enough for a client; each costs an
     // encryption and a record on every handshake.
     config.send_tls13_tickets = 1;

@@ -1,11 +1,27 @@
-//! The WebSocket opening handshake (RFC 6455 §4.2): which requests are upgrades, the checks
-//! in upstream's order with their status codes, and the 101 response.
+//! The WebSocket opening handshake: HTTP/1.1 upgrades (RFC 6455 §4.2) and HTTP/2 extended
+//! CONNECT (RFC 8441 §4): which requests ask for a WebSocket, the checks in upstream's order
+//! with their status codes, and the 101 or 200 response.
 
 use super::origin::{OriginPolicy, Verdict};
 use crate::config::CustomHeaders;
 use crate::http::response::{add_headers, empty, plain, Body};
 use hyper::header::{HeaderMap, HeaderValue};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
+
+/// Whether a request asks for a WebSocket, by either handshake.
+pub fn wants_websocket<B>(request: &Request<B>) -> bool {
+    is_upgrade(request.headers()) || is_extended_connect(request)
+}
+
+/// Whether a request is an HTTP/2 extended CONNECT for a WebSocket: method CONNECT with
+/// the `:protocol` pseudo-header `websocket`.
+pub fn is_extended_connect<B>(request: &Request<B>) -> bool {
+    request.method() == Method::CONNECT
+        && request
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+}
 
 /// Whether a request asks for a WebSocket: `Upgrade: websocket` (the whole value, any
 /// case) and an `upgrade` token in `Connection`.
@@ -77,29 +93,57 @@ pub struct HandshakeRequest<'a> {
     pub host: &'a str,
     /// Whether the connection is encrypted.
     pub tls: bool,
+    /// An HTTP/2 extended CONNECT rather than an HTTP/1.1 upgrade.
+    pub extended_connect: bool,
 }
 
-/// Runs the checks in upstream's order; on success returns the `Sec-WebSocket-Accept` value.
+/// A handshake that passed every check, with what its success response needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// An HTTP/1.1 upgrade, answered 101 with this `Sec-WebSocket-Accept` value.
+    Upgrade(String),
+    /// An HTTP/2 extended CONNECT, answered 200 (the stream then carries the WebSocket).
+    Connect,
+}
+
+impl Accepted {
+    /// The success response, with `--header` and `--header-ws` values.
+    pub fn response(&self, custom: &CustomHeaders) -> Response<Body> {
+        match self {
+            Accepted::Upgrade(accept) => switching_protocols(accept, custom),
+            Accepted::Connect => {
+                let mut response = Response::new(empty());
+                add_headers(&mut response, custom.all.iter().chain(&custom.ws), true);
+                response
+            }
+        }
+    }
+}
+
+/// Runs the checks in upstream's order. An extended CONNECT has no `Connection`,
+/// `Upgrade` or key headers to check (RFC 8441 §4) and its method was already checked, so
+/// it goes through the version, extension and origin checks only.
 pub fn validate(
     request: &HandshakeRequest<'_>,
     origin: &OriginPolicy,
     custom: &CustomHeaders,
-) -> Result<String, Refusal> {
+) -> Result<Accepted, Refusal> {
     const NOT_WS: &str = "websocket: the client is not using the websocket protocol: ";
     let headers = request.headers;
-    if !list_contains(headers, "connection", "upgrade") {
+    let upgrade = !request.extended_connect;
+    if upgrade && !list_contains(headers, "connection", "upgrade") {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             &format!("{NOT_WS}'upgrade' token not found in 'Connection' header"),
         ));
     }
-    if !list_contains(headers, "upgrade", "websocket") {
+    if upgrade && !list_contains(headers, "upgrade", "websocket") {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             &format!("{NOT_WS}'websocket' token not found in 'Upgrade' header"),
         ));
     }
-    if request.method != Method::GET {
+    if upgrade && request.method != Method::GET {
         return Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("{NOT_WS}request method is not GET"),
@@ -133,6 +177,9 @@ pub fn validate(
         refusal.origin_reason = Some(why);
         return Err(refusal);
     }
+    if !upgrade {
+        return Ok(Accepted::Connect);
+    }
     let key = headers
         .get("sec-websocket-key")
         .map(HeaderValue::as_bytes)
@@ -143,7 +190,7 @@ pub fn validate(
             "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte length",
         ));
     }
-    Ok(accept_key(key.trim_ascii()))
+    Ok(Accepted::Upgrade(accept_key(key.trim_ascii())))
 }
 
 /// `Sec-WebSocket-Accept` for a client key (RFC 6455 section 4.2.2).
@@ -157,7 +204,7 @@ fn accept_key(key: &[u8]) -> String {
 }
 
 /// The 101 response: protocol headers, then `--header` and `--header-ws` values.
-pub fn switching_protocols(accept: &str, custom: &CustomHeaders) -> Response<Body> {
+fn switching_protocols(accept: &str, custom: &CustomHeaders) -> Response<Body> {
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -232,13 +279,17 @@ mod tests {
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
 
-    fn check(pairs: &[(&'static str, &'static str)], method: Method) -> Result<String, StatusCode> {
+    fn check(
+        pairs: &[(&'static str, &'static str)],
+        method: Method,
+    ) -> Result<Accepted, StatusCode> {
         let headers = request_headers(pairs);
         let request = HandshakeRequest {
             method: &method,
             headers: &headers,
             host: "h",
             tls: false,
+            extended_connect: method == Method::CONNECT,
         };
         validate(
             &request,
@@ -252,8 +303,36 @@ mod tests {
     fn rfc_example_accept_key() {
         assert_eq!(
             check(GOOD, Method::GET),
-            Ok("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string())
+            Ok(Accepted::Upgrade(
+                "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string()
+            ))
         );
+    }
+
+    #[test]
+    fn extended_connect_needs_only_the_version() {
+        let version = &[("sec-websocket-version", "13")];
+        assert_eq!(check(version, Method::CONNECT), Ok(Accepted::Connect));
+        let old = &[("sec-websocket-version", "8")];
+        assert_eq!(check(old, Method::CONNECT), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(check(&[], Method::CONNECT), Err(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn extended_connect_detection() {
+        let connect = |protocol: Option<&str>| {
+            let mut request = Request::builder().method(Method::CONNECT);
+            if let Some(protocol) = protocol {
+                request = request.extension(hyper::ext::Protocol::from(protocol));
+            }
+            request
+                .body(())
+                .map(|r| is_extended_connect(&r))
+                .unwrap_or(false)
+        };
+        assert!(connect(Some("websocket")));
+        assert!(!connect(Some("webtransport")));
+        assert!(!connect(None));
     }
 
     #[test]

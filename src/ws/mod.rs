@@ -105,6 +105,7 @@ pub async fn upgrade(
         headers: request.headers(),
         host: &host,
         tls: connection.tls,
+        extended_connect: handshake::is_extended_connect(&request),
     };
     let accept = match handshake::validate(&checks, &config.origin, &config.headers) {
         Ok(accept) => accept,
@@ -160,10 +161,10 @@ pub async fn upgrade(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_string();
-    let protocol = if request.version() == hyper::Version::HTTP_10 {
-        "HTTP/1.0"
-    } else {
-        "HTTP/1.1"
+    let protocol = match request.version() {
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
     };
     let facts = RequestFacts {
         peer: &connection.peer,
@@ -188,7 +189,7 @@ pub async fn upgrade(
     if config.unbuffered {
         environment::set(&mut env, "TERM", process::pty::TERM);
     }
-    let mut response = handshake::switching_protocols(&accept, &config.headers);
+    let mut response = accept.response(&config.headers);
     if let Some(chosen) = &chosen_protocol {
         subprotocol::apply(chosen, &mut response, &mut env);
     }
@@ -211,9 +212,12 @@ pub async fn upgrade(
             script_name,
         };
         let mut response = crate::broadcast::join(hubs, route, joining, &config.headers, scope);
-        if let Some(chosen) =
-            chosen_protocol.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
-        {
+        if let Some(chosen) = chosen_protocol.filter(|_| {
+            matches!(
+                response.status(),
+                StatusCode::SWITCHING_PROTOCOLS | StatusCode::OK
+            )
+        }) {
             // The shared program's environment belongs to no one client.
             subprotocol::apply(&chosen, &mut response, &mut Vec::new());
         }
