@@ -77,6 +77,8 @@ packages+=(gcc gawk)  # issue 12: --unbuffered tests compile a C program and run
 packages+=(systemd)  # issue 11: systemd-socket-activate and systemd-analyze (no PID 1 systemd needed)
 packages+=(nginx haproxy)  # issue 11: the reverse-proxy recipes, tested end to end
 packages+=(util-linux mount g++)  # issue 8: unshare/prlimit in reliability tests and soak; libFuzzer builds with g++
+packages+=(curl)  # issue 13: curl --http2 and --http2-prior-knowledge tests
+packages+=(nghttp2-client)  # issue 13: h2load for the HTTP/2 static-file benchmark
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

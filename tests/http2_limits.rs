@@ -18,7 +18,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Reads `ws` until told to stop, counting payload bytes; while `paused` is set it does
 /// not read at all, as a client that stopped reading.
-async fn count_bytes(mut ws: H2Ws, bytes: Arc<AtomicU64>, paused: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+async fn count_bytes(
+    mut ws: H2Ws,
+    bytes: Arc<AtomicU64>,
+    paused: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         if paused.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -210,7 +215,9 @@ fn get_request_block() -> Vec<u8> {
 fn raw_h2(port: u16) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
     stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
     stream
 }
@@ -226,7 +233,9 @@ fn goaway_code(stream: &mut TcpStream) -> Option<u32> {
         let mut payload = vec![0u8; len];
         stream.read_exact(&mut payload).ok()?;
         if head[3] == GOAWAY && payload.len() >= 8 {
-            return Some(u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]));
+            return Some(u32::from_be_bytes([
+                payload[4], payload[5], payload[6], payload[7],
+            ]));
         }
     }
     None
