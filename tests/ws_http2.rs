@@ -7,7 +7,7 @@ mod h2ws;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use h2ws::{H2Client, H2Ws, Windows};
+use h2ws::{H2Client, H2Ws};
 use http::StatusCode;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
