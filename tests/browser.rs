@@ -2,6 +2,8 @@
 //! protocol: the developer console, the count example page, and markup in the URL.
 //! Chromium and ChromeDriver are installed by scripts/install-test-deps.sh.
 
+#[path = "common/certificate.rs"]
+mod certificate;
 mod common;
 
 use common::*;
@@ -52,7 +54,7 @@ impl Browser {
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-quic",
+                    "--disable-sync", "--disable-quic", "--ignore-certificate-errors",
                     format!("--user-data-dir={}", browser.profile.display()),
                 ]
             }
@@ -315,4 +317,35 @@ fn chromium_negotiates_compression_and_receives_a_large_message_intact() {
     assert_eq!(result["intact"], json!(true), "{result}");
     let closed = browser.wait_for("window.closeCode === 1000");
     assert!(closed, "{}", browser.script("return window.closeCode;"));
+}
+
+#[test]
+fn https_page_opens_its_websocket_over_the_same_http2_connection() {
+    let certificate = certificate::Certificate::new("browser-h2");
+    let mut args = certificate.flags();
+    args.extend([
+        "--staticdir=examples".to_string(),
+        "examples/count.sh".to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let browser = Browser::start();
+    browser.open(&format!("https://127.0.0.1:{}/count.html", server.port));
+    let done = browser.wait_for("document.getElementById('log').textContent.includes('closed')");
+    let log = browser.script("return document.getElementById('log').textContent;");
+    assert!(done, "{log}");
+    assert_eq!(log, json!("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\nclosed 1000"));
+    let page = server
+        .stdout
+        .wait_for(DEADLINE, |l| l.ends_with("| STATIC"))
+        .expect("the page's access line");
+    assert!(page.contains("protocol:'HTTP/2'"), "{page}");
+    let session = server
+        .stdout
+        .wait_for(DEADLINE, |l| l.ends_with("| CONNECT"))
+        .expect("the session's CONNECT line");
+    assert!(
+        session.contains("url:'https://") && session.contains("protocol:'HTTP/2'"),
+        "the WebSocket did not run over HTTP/2: {session}"
+    );
 }

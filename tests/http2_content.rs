@@ -3,19 +3,19 @@
 //! over h2c with prior knowledge and over TLS with ALPN; `--http2=false`; and a WebSocket
 //! over `wss://` on an ALPN-negotiated HTTP/2 connection.
 
+#[path = "common/certificate.rs"]
+mod certificate;
 mod common;
 #[path = "common/h2ws.rs"]
 mod h2ws;
 
+use certificate::Certificate;
 use common::*;
 use h2ws::{H2Client, Windows};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// What curl saw.
 #[derive(Debug)]
@@ -71,108 +71,6 @@ fn curl_for(max_time: u32, args: &[&str]) -> Curl {
 
 fn curl(args: &[&str]) -> Curl {
     curl_for(20, args)
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
-struct Certificate {
-    dir: PathBuf,
-}
-
-impl Certificate {
-    fn new(tag: &str) -> Certificate {
-        let dir = temp_dir(tag);
-        let run = |args: &[&str]| {
-            let output = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .expect("openssl is installed by scripts/install-test-deps.sh");
-            assert!(output.status.success(), "openssl {args:?}");
-        };
-        std::fs::write(
-            dir.join("san.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut ca = vec!["req", "-x509"];
-        ca.extend(ec);
-        ca.extend([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=h2 test ca",
-        ]);
-        run(&ca);
-        let mut csr = vec!["req"];
-        csr.extend(ec);
-        csr.extend([
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        run(&csr);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
-        Certificate { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// The daemon's TLS flags.
-    fn flags(&self) -> Vec<String> {
-        vec![
-            "--ssl".to_string(),
-            format!("--sslcert={}", self.path("server.pem")),
-            format!("--sslkey={}", self.path("server.key")),
-        ]
-    }
-
-    /// A client that trusts the CA and offers `alpn`.
-    fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(self.dir.join("ca.pem")).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
 }
 
 /// A static directory with a page, a text file, a subdirectory and 1 MiB of bytes, and a

@@ -52,6 +52,15 @@ impl Args {
         }
     }
 
+    /// `--url` for the HTTP/2 scenarios: a `wss://` URL's TLS client offers only `h2`.
+    pub fn h2_url(&self) -> Result<Url, Error> {
+        let ca = self.raw("ca");
+        match self.raw("url") {
+            Some(u) => Url::parse(u)?.with_ca_alpn(ca, &[b"h2"]),
+            None => Err(Error::new("--url is required")),
+        }
+    }
+
     pub fn u64(&self, name: &str, default: u64) -> Result<u64, Error> {
         match self.raw(name) {
             None => Ok(default),

@@ -9,6 +9,7 @@
 mod args;
 mod deflate;
 mod fanout;
+mod h2;
 mod report;
 mod scenarios;
 mod soak;
@@ -42,6 +43,11 @@ scenarios and their options (defaults in brackets):
                    --seconds S [5] --warmup W [1]   (broadcast: N receivers, one program)
   idle             --connections N [10000] --parallel P [200] --sources K [1]
                    --hold-seconds S [60]            (broadcast: N listening connections)
+  h2-handshake     --concurrency N [1] --count M [1000]
+  h2-scale         --connections N [1000] --streams S [100] --parallel P [100] --hold-seconds S [60]
+the h2-* scenarios run WebSockets over HTTP/2 (RFC 8441 extended CONNECT): h2-handshake
+on one connection opened before the clock starts, h2-scale with S streams a connection;
+ws:// URLs use plain-text HTTP/2 (prior knowledge), wss:// URLs TLS with ALPN h2.
 every scenario also takes --max-seconds T [300], a bound on the whole run.
 with wss://, --ca names a PEM file of the CA certificates to trust (the only ones
 trusted); every connection makes a full TLS handshake (no session resumption).";
@@ -95,6 +101,8 @@ fn run(scenario: &str, args: Args) -> Result<Report, Error> {
                 "pingflood" => soak::pingflood(&args).await,
                 "fanout" => fanout::fanout(&args).await,
                 "idle" => fanout::idle(&args).await,
+                "h2-handshake" => h2::handshake(&args).await,
+                "h2-scale" => h2::scale(&args).await,
                 other => {
                     eprintln!("{USAGE}");
                     Err(Error::new(format!("unknown scenario {other:?}")))

@@ -62,11 +62,16 @@ pub fn small_config() -> WebSocketConfig {
         .write_buffer_size(4096)
 }
 
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn latency_fields(report: &mut Report, samples: &mut [u64], unit_ms: bool, pcts: &[f64]) {
+pub(crate) fn latency_fields(
+    report: &mut Report,
+    samples: &mut [u64],
+    unit_ms: bool,
+    pcts: &[f64],
+) {
     samples.sort_unstable();
     let scale = |ns: u64| if unit_ms { ms(ns) } else { ns as f64 / 1e3 };
     let unit = if unit_ms { "ms" } else { "us" };
@@ -438,14 +443,7 @@ pub async fn scale(args: &Args) -> Result<Report, Error> {
         )));
     }
 
-    eprintln!("READY");
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut byte = [0u8; 1];
-        let _ = std::io::stdin().read(&mut byte);
-        let _ = release.send(());
-    });
-    let _ = time::timeout(hold, released).await;
+    hold_until_released(hold).await;
 
     let t2 = Instant::now();
     stream::iter(conns)
@@ -462,6 +460,19 @@ pub async fn scale(args: &Args) -> Result<Report, Error> {
     r.num("echo_all_s", echo_s);
     r.num("close_s", close_s);
     Ok(r)
+}
+
+/// Says READY on stderr, then waits until stdin gets a line (or ends) or `hold` passes:
+/// the runner measures the server meanwhile.
+pub(crate) async fn hold_until_released(hold: Duration) {
+    eprintln!("READY");
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        let _ = std::io::stdin().read(&mut byte);
+        let _ = release.send(());
+    });
+    let _ = time::timeout(hold, released).await;
 }
 
 /// Each connection sends a timestamp `rate` times a second for `seconds`; reports the

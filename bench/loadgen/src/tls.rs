@@ -30,9 +30,10 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// A client that trusts only the certificates in the PEM file `ca` and expects the
-    /// server's certificate to be valid for `host` (a DNS name or an IP address).
-    pub fn new(ca: &str, host: &str) -> Result<Tls, Error> {
+    /// A client that trusts only the certificates in the PEM file `ca`, expects the
+    /// server's certificate to be valid for `host` (a DNS name or an IP address) and offers
+    /// the ALPN protocols `alpn` (none: no ALPN extension).
+    pub fn new(ca: &str, host: &str, alpn: &[&[u8]]) -> Result<Tls, Error> {
         let in_ca = |e: &dyn std::fmt::Display| Error::new(format!("--ca {ca}: {e}"));
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(ca).map_err(|e| in_ca(&e))? {
@@ -49,6 +50,7 @@ impl Tls {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.resumption = Resumption::disabled();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| Error::new(format!("not a TLS server name: {host:?}: {e}")))?;
         Ok(Tls {
@@ -66,6 +68,14 @@ impl Tls {
             }
         });
         Ok(Conn::Tls(Box::new(stream)))
+    }
+
+    /// Whether the server chose `h2` by ALPN on this connection.
+    pub fn is_h2(conn: &Conn) -> bool {
+        match conn {
+            Conn::Plain(_) => false,
+            Conn::Tls(stream) => stream.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::{SinkExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -104,9 +105,14 @@ impl Url {
 
     /// Adds the TLS client settings: `ca` (a PEM file with the CA certificates to trust)
     /// is required for `wss://` and refused for `ws://`.
-    pub fn with_ca(mut self, ca: Option<&str>) -> Result<Url, Error> {
+    pub fn with_ca(self, ca: Option<&str>) -> Result<Url, Error> {
+        self.with_ca_alpn(ca, &[])
+    }
+
+    /// Like [`Url::with_ca`], the TLS client offering the ALPN protocols `alpn`.
+    pub fn with_ca_alpn(mut self, ca: Option<&str>, alpn: &[&[u8]]) -> Result<Url, Error> {
         match (self.secure, ca) {
-            (true, Some(ca)) => self.tls = Some(Tls::new(ca, &self.host)?),
+            (true, Some(ca)) => self.tls = Some(Tls::new(ca, &self.host, alpn)?),
             (true, None) => return Err(Error::new("a wss:// --url needs --ca FILE")),
             (false, Some(_)) => return Err(Error::new("--ca is only for wss:// URLs")),
             (false, None) => {}
@@ -179,7 +185,10 @@ fn is_end(e: &WsError) -> bool {
 
 /// Sends a close frame and waits (at most `limit`) for the server to end the connection.
 /// Errors are ignored: the server may already have gone.
-pub async fn close_quietly(mut ws: Ws, limit: Duration) {
+pub async fn close_quietly<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    limit: Duration,
+) {
     let _ = tokio::time::timeout(limit, async {
         let _ = ws.close(None).await;
         while let Some(Ok(_)) = ws.next().await {}
@@ -189,7 +198,10 @@ pub async fn close_quietly(mut ws: Ws, limit: Duration) {
 
 /// Sends a close frame and waits for the server to end the connection; an error if it
 /// does not within `limit`.
-pub async fn close_and_wait(mut ws: Ws, limit: Duration) -> Result<(), Error> {
+pub async fn close_and_wait<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    limit: Duration,
+) -> Result<(), Error> {
     within(limit, "closing handshake", async {
         let _ = ws.send(Message::Close(None)).await;
         while let Some(Ok(_)) = ws.next().await {}

@@ -1,0 +1,285 @@
+//! WebSockets over HTTP/2 (RFC 8441) for the `h2-*` scenarios: one HTTP/2 connection (TLS
+//! with ALPN `h2` for `wss://`, prior knowledge for `ws://`) carries many WebSocket
+//! streams, each opened with an extended CONNECT and framed by tungstenite.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::SinkExt;
+use h2::client::SendRequest;
+use h2::{RecvStream, SendStream};
+use std::cell::{Cell, RefCell};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::args::Args;
+use crate::report::Report;
+use crate::scenarios::{hold_until_released, latency_fields, nanos, small_config};
+use crate::tls::{Conn, Tls};
+use crate::util::{
+    close_and_wait, close_quietly, recv, within, Error, Url, CONNECT_TIMEOUT, OP_TIMEOUT,
+};
+
+/// A WebSocket on one HTTP/2 stream.
+type H2Ws = WebSocketStream<StreamIo>;
+
+/// One HTTP/2 connection, driven by a task of its own.
+struct H2 {
+    send: SendRequest<Bytes>,
+    uri: String,
+}
+
+impl H2 {
+    /// Opens the connection and waits for the server's settings.
+    async fn connect(url: &Url) -> Result<H2, Error> {
+        let tcp = within(
+            CONNECT_TIMEOUT,
+            "TCP connect",
+            TcpStream::connect(url.authority.as_str()),
+        )
+        .await??;
+        tcp.set_nodelay(true)?;
+        let stream = match &url.tls {
+            None => Conn::Plain(tcp),
+            Some(tls) => {
+                let conn = within(CONNECT_TIMEOUT, "TLS handshake", tls.handshake(tcp)).await??;
+                if !Tls::is_h2(&conn) {
+                    return Err(Error::new("the server did not choose h2 by ALPN"));
+                }
+                conn
+            }
+        };
+        let (send, connection) = within(
+            CONNECT_TIMEOUT,
+            "HTTP/2 handshake",
+            h2::client::Builder::new()
+                .initial_window_size(1 << 20)
+                .initial_connection_window_size(16 << 20)
+                .handshake::<_, Bytes>(stream),
+        )
+        .await??;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let scheme = if url.secure { "https" } else { "http" };
+        let path = url.full.splitn(4, '/').nth(3).unwrap_or_default();
+        let mut h2 = H2 {
+            send,
+            uri: format!("{scheme}://{}/{path}", url.authority),
+        };
+        // The server's SETTINGS (with ENABLE_CONNECT_PROTOCOL) come before its first answer.
+        let probe = http::Request::options("*").body(()).map_err(Error::from)?;
+        let mut ready = h2.send.clone().ready().await?;
+        let (response, _) = ready.send_request(probe, true)?;
+        within(OP_TIMEOUT, "the first HTTP/2 answer", response).await??;
+        if !h2.send.is_extended_connect_protocol_enabled() {
+            return Err(Error::new("the server does not offer extended CONNECT"));
+        }
+        h2.uri.shrink_to_fit();
+        Ok(h2)
+    }
+
+    /// Opens a WebSocket on a new stream.
+    async fn open(&self) -> Result<H2Ws, Error> {
+        let request = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(self.uri.as_str())
+            .extension(h2::ext::Protocol::from_static("websocket"))
+            .header("sec-websocket-version", "13")
+            .body(())
+            .map_err(Error::from)?;
+        let mut ready = within(OP_TIMEOUT, "a free stream", self.send.clone().ready()).await??;
+        let (response, send) = ready.send_request(request, false)?;
+        let response = within(OP_TIMEOUT, "the CONNECT answer", response).await??;
+        if response.status() != http::StatusCode::OK {
+            return Err(Error::new(format!(
+                "CONNECT answered {}",
+                response.status()
+            )));
+        }
+        let io = StreamIo {
+            send,
+            recv: response.into_body(),
+            pending: Bytes::new(),
+        };
+        Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(small_config())).await)
+    }
+}
+
+/// Sessions opened one after another (or `--concurrency` at a time) on one HTTP/2
+/// connection that exists before the clock starts: each opens a stream, receives the
+/// program's line and closes.
+pub async fn handshake(args: &Args) -> Result<Report, Error> {
+    let url = args.h2_url()?;
+    let concurrency = args.usize("concurrency", 1)?.max(1);
+    let count = args.usize("count", 1000)?;
+    args.finish()?;
+
+    let h2 = &H2::connect(&url).await?;
+    let started = &Cell::new(0usize);
+    let samples = &RefCell::new(Vec::with_capacity(count));
+    let t0 = Instant::now();
+    let worker = move || async move {
+        while started.get() < count {
+            started.set(started.get() + 1);
+            let t = Instant::now();
+            let mut ws = h2.open().await?;
+            match within(OP_TIMEOUT, "waiting for the program's line", recv(&mut ws)).await?? {
+                Some(Message::Text(_)) => {}
+                Some(_) => return Err(Error::new("expected a text message")),
+                None => return Err(Error::new("stream ended before the program's line")),
+            }
+            close_and_wait(ws, OP_TIMEOUT).await?;
+            samples.borrow_mut().push(nanos(t.elapsed()));
+        }
+        Ok::<(), Error>(())
+    };
+    future::try_join_all((0..concurrency).map(|_| worker())).await?;
+    let secs = t0.elapsed().as_secs_f64();
+
+    let mut samples = samples.take();
+    let mut r = Report::new("h2-handshake");
+    r.int("concurrency", concurrency as u64);
+    r.int("count", count as u64);
+    r.num("seconds", secs);
+    r.num("conns_per_s", count as f64 / secs);
+    latency_fields(&mut r, &mut samples, true, &[50.0, 99.0]);
+    Ok(r)
+}
+
+/// `--connections` sessions, `--streams` to an HTTP/2 connection: open them, check each
+/// echoes once, hold them until released (stdin) or `--hold-seconds`, close.
+pub async fn scale(args: &Args) -> Result<Report, Error> {
+    let url = args.h2_url()?;
+    let n = args.usize("connections", 1000)?;
+    let streams = args.usize("streams", 100)?.max(1);
+    let parallel = args.usize("parallel", 100)?.max(1);
+    let hold = std::time::Duration::from_secs_f64(args.f64("hold-seconds", 60.0)?);
+    args.finish()?;
+
+    let t0 = Instant::now();
+    let mut connections = Vec::new();
+    for _ in 0..n.div_ceil(streams) {
+        connections.push(H2::connect(&url).await?);
+    }
+    let connections = &connections;
+    let mut sessions: Vec<H2Ws> = stream::iter(0..n)
+        .map(|i| connections[i / streams].open())
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await?;
+    let open_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let ping = Utf8Bytes::from_static("x");
+    let checks: Vec<Result<(), Error>> = stream::iter(sessions.iter_mut())
+        .map(|ws| {
+            let ping = ping.clone();
+            async move {
+                within(OP_TIMEOUT, "send", ws.send(Message::Text(ping))).await??;
+                match within(OP_TIMEOUT, "waiting for the echo", recv(ws)).await?? {
+                    Some(Message::Text(_)) => Ok(()),
+                    Some(_) => Err(Error::new("expected a text echo")),
+                    None => Err(Error::new("the server ended the stream")),
+                }
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let echo_s = t1.elapsed().as_secs_f64();
+    if let Some(Err(first)) = checks.iter().find(|c| c.is_err()) {
+        return Err(Error::new(format!(
+            "a session did not echo (first: {first})"
+        )));
+    }
+
+    hold_until_released(hold).await;
+
+    let t2 = Instant::now();
+    stream::iter(sessions)
+        .map(|ws| close_quietly(ws, std::time::Duration::from_secs(5)))
+        .buffer_unordered(parallel)
+        .collect::<Vec<()>>()
+        .await;
+    let mut r = Report::new("h2-scale");
+    r.int("connections", n as u64);
+    r.int("http2_connections", connections.len() as u64);
+    r.num("open_s", open_s);
+    r.num("opens_per_s", n as f64 / open_s);
+    r.num("echo_all_s", echo_s);
+    r.num("close_s", t2.elapsed().as_secs_f64());
+    Ok(r)
+}
+
+/// One HTTP/2 stream as a byte stream: reads take DATA frames and give their window back,
+/// writes send DATA frames as the server's window allows.
+struct StreamIo {
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    pending: Bytes,
+}
+
+impl AsyncRead for StreamIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pending.is_empty() {
+            match ready!(self.recv.poll_data(cx)) {
+                None => return Poll::Ready(Ok(())),
+                Some(Err(err)) => return Poll::Ready(Err(std::io::Error::other(err))),
+                Some(Ok(chunk)) => {
+                    let _ = self.recv.flow_control().release_capacity(chunk.len());
+                    self.pending = chunk;
+                }
+            }
+        }
+        let n = buf.remaining().min(self.pending.len());
+        let chunk = self.pending.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for StreamIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.send.reserve_capacity(buf.len());
+        loop {
+            match ready!(self.send.poll_capacity(cx)) {
+                None => return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+                Some(Err(err)) => return Poll::Ready(Err(std::io::Error::other(err))),
+                Some(Ok(0)) => continue,
+                Some(Ok(capacity)) => {
+                    let n = capacity.min(buf.len());
+                    let data = Bytes::copy_from_slice(&buf[..n]);
+                    let sent = self.send.send_data(data, false);
+                    return Poll::Ready(sent.map(|()| n).map_err(std::io::Error::other));
+                }
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let _ = self.send.send_data(Bytes::new(), true);
+        Poll::Ready(Ok(()))
+    }
+}
