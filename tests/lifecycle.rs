@@ -52,10 +52,6 @@ async fn a_client_that_answers_pings_stays() {
     assert_eq!(next_text(&mut ws).await, "alive");
 }
 
-/// A program that ignores SIGINT and SIGTERM and starts a grandchild that does too; it
-/// prints its own PID and the grandchild's.
-const STUBBORN: &str = "trap '' INT TERM; sleep 1000 & echo $$ $!; while :; do sleep 0.05; done";
-
 async fn ladder_duration(close_ms: &str) -> (Duration, u32, u32) {
     let server = Server::start(&[close_ms, "sh", "-c", STUBBORN]);
     let mut ws = connect(&server.url("/")).await;

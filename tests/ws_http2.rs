@@ -153,10 +153,6 @@ async fn passstderr_and_pings_work_on_a_stream() {
     assert!(pings >= 3, "only {pings} pings in a second at 100 ms");
 }
 
-/// A program that ignores SIGINT and SIGTERM and starts a grandchild that does too; it
-/// prints its own PID and the grandchild's.
-const STUBBORN: &str = "trap '' INT TERM; sleep 1000 & echo $$ $!; while :; do sleep 0.05; done";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ladder_stops_a_stubborn_program_after_a_client_close() {
     let server = Server::start(&["sh", "-c", STUBBORN]);

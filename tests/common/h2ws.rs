@@ -4,15 +4,16 @@
 //! its own, so tests that block a thread (log waits) run on a multi-thread runtime.
 #![allow(dead_code)]
 
+#[path = "../../bench/loadgen/src/h2io.rs"]
+mod h2io;
+
 use crate::common::DEADLINE;
 use bytes::Bytes;
 use h2::client::SendRequest;
-use h2::{RecvStream, SendStream};
+pub use h2io::StreamIo as H2Io;
 use http::{HeaderMap, Method, Request, StatusCode};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
@@ -192,11 +193,7 @@ impl H2Client {
             }
             return Err((parts.status, String::from_utf8_lossy(&text).into_owned()));
         }
-        let io = H2Io {
-            send: stream,
-            recv: body,
-            pending: Bytes::new(),
-        };
+        let io = H2Io::new(stream, body);
         let config = WebSocketConfig::default()
             .max_message_size(None)
             .max_frame_size(None);
@@ -225,75 +222,5 @@ impl H2Client {
             Ok(mut send) => send.send_request(request, true).err(),
         };
         (ended, refused)
-    }
-}
-
-/// One HTTP/2 stream as a byte stream: reads take DATA frames (giving their window back
-/// as they are consumed), writes send DATA frames as the server's window allows.
-pub struct H2Io {
-    send: SendStream<Bytes>,
-    recv: RecvStream,
-    pending: Bytes,
-}
-
-impl AsyncRead for H2Io {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.pending.is_empty() {
-            match ready!(self.recv.poll_data(cx)) {
-                None => return Poll::Ready(Ok(())),
-                Some(Err(err)) => return Poll::Ready(Err(std::io::Error::other(err))),
-                Some(Ok(chunk)) => {
-                    let _ = self.recv.flow_control().release_capacity(chunk.len());
-                    self.pending = chunk;
-                }
-            }
-        }
-        let n = buf.remaining().min(self.pending.len());
-        let chunk = self.pending.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for H2Io {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.send.reserve_capacity(buf.len());
-        loop {
-            match ready!(self.send.poll_capacity(cx)) {
-                None => return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-                Some(Err(err)) => return Poll::Ready(Err(std::io::Error::other(err))),
-                Some(Ok(0)) => continue,
-                Some(Ok(capacity)) => {
-                    let n = capacity.min(buf.len());
-                    let data = Bytes::copy_from_slice(&buf[..n]);
-                    return Poll::Ready(
-                        self.send
-                            .send_data(data, false)
-                            .map(|()| n)
-                            .map_err(std::io::Error::other),
-                    );
-                }
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let _ = self.send.send_data(Bytes::new(), true);
-        Poll::Ready(Ok(()))
     }
 }

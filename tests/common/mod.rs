@@ -15,6 +15,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+/// A program that ignores SIGINT and SIGTERM and starts a grandchild that does too; it
+/// prints its own PID and the grandchild's.
+pub const STUBBORN: &str =
+    "trap '' INT TERM; sleep 1000 & echo $$ $!; while :; do sleep 0.05; done";
+
 /// Every wait in the tests is bounded by this unless stated otherwise.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 

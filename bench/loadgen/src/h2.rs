@@ -2,26 +2,22 @@
 //! with ALPN `h2` for `wss://`, prior knowledge for `ws://`) carries many WebSocket
 //! streams, each opened with an extended CONNECT and framed by tungstenite.
 
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use futures_util::SinkExt;
 use h2::client::SendRequest;
-use h2::{RecvStream, SendStream};
 use std::cell::{Cell, RefCell};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::args::Args;
+use crate::h2io::StreamIo;
 use crate::report::Report;
-use crate::scenarios::{hold_until_released, latency_fields, nanos, small_config};
+use crate::scenarios::{echo_once_each, hold_until_released, latency_fields, nanos, small_config};
 use crate::tls::{Conn, Tls};
 use crate::util::{
     close_and_wait, close_quietly, recv, within, Error, Url, CONNECT_TIMEOUT, OP_TIMEOUT,
@@ -104,11 +100,7 @@ impl H2 {
                 response.status()
             )));
         }
-        let io = StreamIo {
-            send,
-            recv: response.into_body(),
-            pending: Bytes::new(),
-        };
+        let io = StreamIo::new(send, response.into_body());
         Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(small_config())).await)
     }
 }
@@ -177,28 +169,8 @@ pub async fn scale(args: &Args) -> Result<Report, Error> {
         .await?;
     let open_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let ping = Utf8Bytes::from_static("x");
-    let checks: Vec<Result<(), Error>> = stream::iter(sessions.iter_mut())
-        .map(|ws| {
-            let ping = ping.clone();
-            async move {
-                within(OP_TIMEOUT, "send", ws.send(Message::Text(ping))).await??;
-                match within(OP_TIMEOUT, "waiting for the echo", recv(ws)).await?? {
-                    Some(Message::Text(_)) => Ok(()),
-                    Some(_) => Err(Error::new("expected a text echo")),
-                    None => Err(Error::new("the server ended the stream")),
-                }
-            }
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
+    echo_once_each(&mut sessions, parallel).await?;
     let echo_s = t1.elapsed().as_secs_f64();
-    if let Some(Err(first)) = checks.iter().find(|c| c.is_err()) {
-        return Err(Error::new(format!(
-            "a session did not echo (first: {first})"
-        )));
-    }
 
     hold_until_released(hold).await;
 
@@ -216,70 +188,4 @@ pub async fn scale(args: &Args) -> Result<Report, Error> {
     r.num("echo_all_s", echo_s);
     r.num("close_s", t2.elapsed().as_secs_f64());
     Ok(r)
-}
-
-/// One HTTP/2 stream as a byte stream: reads take DATA frames and give their window back,
-/// writes send DATA frames as the server's window allows.
-struct StreamIo {
-    send: SendStream<Bytes>,
-    recv: RecvStream,
-    pending: Bytes,
-}
-
-impl AsyncRead for StreamIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.pending.is_empty() {
-            match ready!(self.recv.poll_data(cx)) {
-                None => return Poll::Ready(Ok(())),
-                Some(Err(err)) => return Poll::Ready(Err(std::io::Error::other(err))),
-                Some(Ok(chunk)) => {
-                    let _ = self.recv.flow_control().release_capacity(chunk.len());
-                    self.pending = chunk;
-                }
-            }
-        }
-        let n = buf.remaining().min(self.pending.len());
-        let chunk = self.pending.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for StreamIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.send.reserve_capacity(buf.len());
-        loop {
-            match ready!(self.send.poll_capacity(cx)) {
-                None => return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-                Some(Err(err)) => return Poll::Ready(Err(std::io::Error::other(err))),
-                Some(Ok(0)) => continue,
-                Some(Ok(capacity)) => {
-                    let n = capacity.min(buf.len());
-                    let data = Bytes::copy_from_slice(&buf[..n]);
-                    let sent = self.send.send_data(data, false);
-                    return Poll::Ready(sent.map(|()| n).map_err(std::io::Error::other));
-                }
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let _ = self.send.send_data(Bytes::new(), true);
-        Poll::Ready(Ok(()))
-    }
 }

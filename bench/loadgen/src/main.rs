@@ -10,6 +10,7 @@ mod args;
 mod deflate;
 mod fanout;
 mod h2;
+mod h2io;
 mod report;
 mod scenarios;
 mod soak;

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use futures_util::future::{self, Either};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::time;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::args::Args;
 use crate::report::Report;
@@ -418,30 +420,8 @@ pub async fn scale(args: &Args) -> Result<Report, Error> {
 
     // Every program must be running: one echo per connection.
     let t1 = Instant::now();
-    let ping = Utf8Bytes::from_static("x");
-    let checks: Vec<Result<(), Error>> = stream::iter(conns.iter_mut())
-        .map(|ws| {
-            let ping = ping.clone();
-            async move {
-                within(OP_TIMEOUT, "send", ws.send(Message::Text(ping))).await??;
-                match within(OP_TIMEOUT, "waiting for the echo", recv(ws)).await?? {
-                    Some(Message::Text(_)) => Ok(()),
-                    Some(_) => Err(Error::new("expected a text echo")),
-                    None => Err(Error::new("the server ended the connection")),
-                }
-            }
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
+    echo_once_each(&mut conns, parallel).await?;
     let echo_s = t1.elapsed().as_secs_f64();
-    let failed: Vec<&Error> = checks.iter().filter_map(|c| c.as_ref().err()).collect();
-    if let Some(first) = failed.first() {
-        return Err(Error::new(format!(
-            "{} of {n} connections opened but did not echo (first: {first})",
-            failed.len()
-        )));
-    }
 
     hold_until_released(hold).await;
 
@@ -460,6 +440,42 @@ pub async fn scale(args: &Args) -> Result<Report, Error> {
     r.num("echo_all_s", echo_s);
     r.num("close_s", close_s);
     Ok(r)
+}
+
+/// Sends one short text message on every WebSocket (`parallel` at a time) and waits for
+/// its echo: every program is running. The error counts the ones that did not echo.
+pub(crate) async fn echo_once_each<S>(
+    sockets: &mut [WebSocketStream<S>],
+    parallel: usize,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let n = sockets.len();
+    let ping = Utf8Bytes::from_static("x");
+    let checks: Vec<Result<(), Error>> = stream::iter(sockets.iter_mut())
+        .map(|ws| {
+            let ping = ping.clone();
+            async move {
+                within(OP_TIMEOUT, "send", ws.send(Message::Text(ping))).await??;
+                match within(OP_TIMEOUT, "waiting for the echo", recv(ws)).await?? {
+                    Some(Message::Text(_)) => Ok(()),
+                    Some(_) => Err(Error::new("expected a text echo")),
+                    None => Err(Error::new("the server ended the connection")),
+                }
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let failed: Vec<&Error> = checks.iter().filter_map(|c| c.as_ref().err()).collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::new(format!(
+            "{} of {n} sessions opened but did not echo (first: {first})",
+            failed.len()
+        ))),
+    }
 }
 
 /// Says READY on stderr, then waits until stdin gets a line (or ends) or `hold` passes:
