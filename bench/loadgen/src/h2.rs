@@ -5,10 +5,8 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::future;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use h2::client::SendRequest;
-use std::cell::{Cell, RefCell};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::args::Args;
 use crate::h2io::StreamIo;
 use crate::report::Report;
-use crate::scenarios::{echo_once_each, hold_until_released, latency_fields, nanos, small_config};
+use crate::scenarios::{echo_once_each, hold_until_released, session_cycles, small_config};
 use crate::tls::{Conn, Tls};
 use crate::util::{
     close_and_wait, close_quietly, recv, within, Error, Url, CONNECT_TIMEOUT, OP_TIMEOUT,
@@ -115,35 +113,16 @@ pub async fn handshake(args: &Args) -> Result<Report, Error> {
     args.finish()?;
 
     let h2 = &H2::connect(&url).await?;
-    let started = &Cell::new(0usize);
-    let samples = &RefCell::new(Vec::with_capacity(count));
-    let t0 = Instant::now();
-    let worker = move || async move {
-        while started.get() < count {
-            started.set(started.get() + 1);
-            let t = Instant::now();
-            let mut ws = h2.open().await?;
-            match within(OP_TIMEOUT, "waiting for the program's line", recv(&mut ws)).await?? {
-                Some(Message::Text(_)) => {}
-                Some(_) => return Err(Error::new("expected a text message")),
-                None => return Err(Error::new("stream ended before the program's line")),
-            }
-            close_and_wait(ws, OP_TIMEOUT).await?;
-            samples.borrow_mut().push(nanos(t.elapsed()));
+    session_cycles("h2-handshake", concurrency, count, || async move {
+        let mut ws = h2.open().await?;
+        match within(OP_TIMEOUT, "waiting for the program's line", recv(&mut ws)).await?? {
+            Some(Message::Text(_)) => {}
+            Some(_) => return Err(Error::new("expected a text message")),
+            None => return Err(Error::new("stream ended before the program's line")),
         }
-        Ok::<(), Error>(())
-    };
-    future::try_join_all((0..concurrency).map(|_| worker())).await?;
-    let secs = t0.elapsed().as_secs_f64();
-
-    let mut samples = samples.take();
-    let mut r = Report::new("h2-handshake");
-    r.int("concurrency", concurrency as u64);
-    r.int("count", count as u64);
-    r.num("seconds", secs);
-    r.num("conns_per_s", count as f64 / secs);
-    latency_fields(&mut r, &mut samples, true, &[50.0, 99.0]);
-    Ok(r)
+        close_and_wait(ws, OP_TIMEOUT).await
+    })
+    .await
 }
 
 /// `--connections` sessions, `--streams` to an HTTP/2 connection: open them, check each

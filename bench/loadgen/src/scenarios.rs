@@ -95,15 +95,31 @@ pub async fn handshake(args: &Args) -> Result<Report, Error> {
     let count = args.usize("count", 1000)?;
     args.finish()?;
 
+    let url = &url;
+    session_cycles("handshake", concurrency, count, || handshake_cycle(url)).await
+}
+
+/// Runs `count` session cycles, `concurrency` at a time, and reports their rate and
+/// latency (the `handshake` figures) under the scenario name `name`.
+pub(crate) async fn session_cycles<F, Fut>(
+    name: &str,
+    concurrency: usize,
+    count: usize,
+    cycle: F,
+) -> Result<Report, Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
     let started = &Cell::new(0usize);
     let samples = &RefCell::new(Vec::with_capacity(count));
-    let url = &url;
+    let cycle = &cycle;
     let t0 = Instant::now();
     let worker = move || async move {
         while started.get() < count {
             started.set(started.get() + 1);
             let t = Instant::now();
-            handshake_cycle(url).await?;
+            cycle().await?;
             samples.borrow_mut().push(nanos(t.elapsed()));
         }
         Ok::<(), Error>(())
@@ -112,7 +128,7 @@ pub async fn handshake(args: &Args) -> Result<Report, Error> {
     let secs = t0.elapsed().as_secs_f64();
 
     let mut samples = samples.take();
-    let mut r = Report::new("handshake");
+    let mut r = Report::new(name);
     r.int("concurrency", concurrency as u64);
     r.int("count", count as u64);
     r.num("seconds", secs);
