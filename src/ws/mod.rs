@@ -1,5 +1,5 @@
 //! The WebSocket route: find the program, check the handshake, take a fork slot, answer
-//! 101, then run the session with the program in a task of its own.
+//! 101 (200 to an HTTP/2 extended CONNECT), then run the session with the program in a task of its own.
 
 pub mod deflate;
 pub mod frame;
