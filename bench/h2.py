@@ -128,6 +128,8 @@ def main():
     parser.add_argument("--out")
     args = parser.parse_args()
     args.theirs = "none"
+    if args.smoke:
+        args.runs = 1
     base.ensure_binaries(args)
     for command, package in (("openssl", "openssl"), ("wrk", "wrk"), ("h2load", "nghttp2-client")):
         if not base.ensure_tool(command, package, args.smoke):
