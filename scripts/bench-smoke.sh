@@ -8,6 +8,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --release -p websocketd -p loadgen
-python3 bench/run.py --smoke "$@"
-# HTTP/2 against HTTP/1.1 on our build (issue 13), tiny workloads.
-exec python3 bench/h2.py --smoke
+exec python3 bench/run.py --smoke "$@"
