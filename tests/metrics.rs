@@ -282,3 +282,38 @@ async fn broadcast_counts_a_client_closed_for_being_too_slow() {
     );
     assert_eq!(counted("websocketd_upgrades_total{status=\"101\"}"), 1.0);
 }
+
+#[tokio::test]
+async fn broadcast_counts_every_message_delivered_to_every_client() {
+    let dir = temp_dir("metrics-bc");
+    let gate = dir.join("go");
+    let program = script(
+        &dir,
+        "three.sh",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.01; done\necho one\necho two\necho three\n",
+            gate.display()
+        ),
+    );
+    let metrics_port = free_port();
+    let server = Server::start(&[
+        &format!("--metrics=127.0.0.1:{metrics_port}"),
+        "--broadcast",
+        &program.display().to_string(),
+    ]);
+    let mut first = connect(&server.url("/")).await;
+    let mut second = connect(&server.url("/")).await;
+    assert!(wait_until(DEADLINE, || programs(server.pid()).len() == 1));
+    std::fs::write(&gate, b"").unwrap();
+    for ws in [&mut first, &mut second] {
+        let seen = read_all(ws, DEADLINE).await;
+        assert_eq!(seen.texts, ["one", "two", "three"]);
+        assert_eq!(seen.close.map(|c| c.0), Some(1000));
+    }
+    let counted = |name: &str| value(&scrape(metrics_port), name);
+    assert_eq!(counted("websocketd_messages_total{direction=\"out\"}"), 6.0);
+    assert_eq!(
+        counted("websocketd_message_bytes_total{direction=\"out\"}"),
+        22.0
+    );
+}

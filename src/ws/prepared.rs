@@ -58,6 +58,24 @@ fn encode(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
     out.put_slice(payload);
 }
 
+/// The payload length of each frame in `bytes`, which holds whole frames made by
+/// [`encode`] (so the walk needs no bounds beyond stopping at a short header).
+fn payload_lengths(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let (header, len) = match *rest {
+            [_, 127, a, b, c, d, e, f, g, h, ..] => {
+                (10, u64::from_be_bytes([a, b, c, d, e, f, g, h]) as usize)
+            }
+            [_, 126, a, b, ..] => (4, usize::from(u16::from_be_bytes([a, b]))),
+            [_, len, ..] => (2, usize::from(len & 0x7f)),
+            _ => return None,
+        };
+        rest = rest.get(header + len..).unwrap_or_default();
+        Some(len)
+    })
+}
+
 /// The sending half of a prepared connection: writes prepared frames as they are, and
 /// the control replies the client is owed between them.
 pub struct PreparedSender {
@@ -83,6 +101,11 @@ impl PreparedSender {
     /// Writes `frames` in order (with as few system calls as the socket allows), after any
     /// control reply that is waiting.
     pub async fn send(&mut self, frames: &[PreparedFrames]) -> Result<(), SendFailed> {
+        if crate::metrics::enabled() {
+            for payload in frames.iter().flat_map(|f| payload_lengths(&f.bytes)) {
+                crate::metrics::message_out(payload);
+            }
+        }
         self.sender
             .send_encoded(frames.iter().map(|f| f.bytes.clone()))
             .await?;
@@ -134,5 +157,15 @@ mod tests {
         out.clear();
         PreparedFrames::encode_message(&mut out, true, &vec![0u8; 70_000]);
         assert_eq!(&out[..10], b"\x82\x7f\x00\x00\x00\x00\x00\x01\x11\x70");
+    }
+
+    #[test]
+    fn payload_lengths_walk_every_frame_of_a_batch() {
+        let mut out = BytesMut::new();
+        for len in [0, 2, 125, 126, 300, 65_535, 65_536, 70_000] {
+            PreparedFrames::encode_message(&mut out, len % 2 == 1, &vec![b'x'; len]);
+        }
+        let lengths: Vec<usize> = payload_lengths(&out).collect();
+        assert_eq!(lengths, [0, 2, 125, 126, 300, 65_535, 65_536, 70_000]);
     }
 }
