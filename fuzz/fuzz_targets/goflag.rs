@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             (Kind::Bool, Value::Bool(b)) => again.push(format!("--{name}={b}")),
             (Kind::Int, Value::Int(n)) => again.push(format!("--{name}={n}")),
             (Kind::Uint, Value::Uint(n)) => again.push(format!("--{name}={n}")),
-            (Kind::Text, Value::Text(t)) => again.push(format!("--{name}={t}")),
+            (Kind::Text | Kind::List, Value::Text(t)) => again.push(format!("--{name}={t}")),
             (Kind::Repeated, Value::List(items)) => {
                 assert!(!items.is_empty());
                 again.extend(items.iter().map(|item| format!("--{name}={item}")));
