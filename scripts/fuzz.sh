@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in fuzz/ (cargo-fuzz, libFuzzer) for SECONDS each.
 #
-#   scripts/fuzz.sh [--jobs N] [SECONDS] [TARGET...]
+#   scripts/fuzz.sh [--jobs N] [--dev] [SECONDS] [TARGET...]
 #
 # SECONDS defaults to 20 (the CI smoke); name targets to run only those. The targets are
 # built once with the installed stable toolchain: RUSTC_BOOTSTRAP=1 lets it take the
@@ -12,15 +12,20 @@
 # targets run side by side. A summary line per target gives executions and corpus size.
 # The targets are built without a sanitizer (the code they reach is safe Rust, where
 # AddressSanitizer finds nothing the bounds checks do not, at several times the cost);
-# FUZZ_SANITIZER=address turns it on.
+# FUZZ_SANITIZER=address turns it on. --dev builds without optimisation: quicker to build,
+# slower to run; right for the CI smoke, wrong for long runs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 jobs=1
-if [[ "${1:-}" == "--jobs" ]]; then
-    jobs="$2"
-    shift 2
-fi
+profile=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --jobs) jobs="$2"; shift 2 ;;
+        --dev) profile=(--dev); shift ;;
+        *) break ;;
+    esac
+done
 seconds="${1:-20}"
 shift || true
 
@@ -39,7 +44,7 @@ fi
 
 # One build for every target (debug assertions on, so overflow checks run too).
 sanitizer="${FUZZ_SANITIZER:-none}"
-cargo fuzz build --sanitizer "$sanitizer" --debug-assertions
+cargo fuzz build "${profile[@]}" --sanitizer "$sanitizer" --debug-assertions
 
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
@@ -48,7 +53,7 @@ run_one() {
     local target="$1"
     mkdir -p "corpus/$target" "seeds/$target"
     # -timeout: one input taking over 10 s counts as a hang; -rss_limit_mb bounds memory.
-    cargo fuzz run --sanitizer "$sanitizer" --debug-assertions "$target" "corpus/$target" "seeds/$target" -- \
+    cargo fuzz run "${profile[@]}" --sanitizer "$sanitizer" --debug-assertions "$target" "corpus/$target" "seeds/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$logs/$target.log" 2>&1 && echo 0 >"$logs/$target.rc" || echo 1 >"$logs/$target.rc"
 }

@@ -19,23 +19,46 @@ pub fn reset_in_child(command: &mut std::process::Command) {
     }
 }
 
-/// Resets every catchable signal to SIG_DFL and empties the signal mask of the calling
-/// process. Signals that cannot be changed (SIGKILL, SIGSTOP, those reserved by the C
-/// library) are skipped.
-fn defaults_now() -> io::Result<()> {
+/// For the spawner helper, which starts programs with the standard library's fast path
+/// (no pre-exec step): resets every signal of this process except SIGPIPE to its default
+/// disposition and unblocks every signal of the calling thread, once, so that the programs
+/// it starts from this thread inherit neither. (The standard library itself gives children
+/// a default SIGPIPE.) Call before starting other threads.
+pub fn reset_for_children() {
+    reset_dispositions(&[libc::SIGPIPE]);
+    let _ = unblock_all();
+}
+
+/// Resets every catchable signal but `keep` to SIG_DFL. Signals that cannot be changed
+/// (SIGKILL, SIGSTOP) are skipped. Async-signal-safe.
+fn reset_dispositions(keep: &[i32]) {
     // SAFETY: `action` is a zeroed sigaction (a valid value: no flags, empty mask) with
     // SIG_DFL as handler; sigaction only reads it. An invalid signal number makes sigaction
-    // fail with EINVAL, which is ignored. `set` is initialised by sigemptyset before use.
+    // fail with EINVAL, which is ignored.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
         libc::sigemptyset(&mut action.sa_mask);
         for signal in 1..=libc::SIGRTMAX() {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP && !keep.contains(&signal) {
                 libc::sigaction(signal, &action, std::ptr::null_mut());
             }
         }
-        reset_reserved();
+    }
+    reset_reserved();
+}
+
+/// Resets every catchable signal to SIG_DFL and empties the signal mask of the calling
+/// process.
+fn defaults_now() -> io::Result<()> {
+    reset_dispositions(&[]);
+    unblock_all()
+}
+
+/// Empties the signal mask of the calling thread. Async-signal-safe.
+fn unblock_all() -> io::Result<()> {
+    // SAFETY: `set` is initialised by sigemptyset before sigprocmask reads it.
+    unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {

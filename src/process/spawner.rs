@@ -202,6 +202,7 @@ fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
 
 fn serve_requests() {
     super::contain::become_subreaper();
+    super::signals::reset_for_children();
     let stdin = io::stdin();
     let socket = match stdin.as_fd().try_clone_to_owned() {
         Ok(fd) => UnixStream::from(fd),
@@ -294,7 +295,6 @@ fn start_program(request: &Request) -> io::Result<(std::process::Child, Vec<Owne
         .envs(request.env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
     let terminals = super::wire(&mut command, request.capture_stderr, request.ptys)?;
-    super::signals::reset_in_child(&mut command);
     let _procs = match &request.cgroup {
         Some(dir) => Some(super::contain::join_in_child(
             &mut command,
