@@ -1,7 +1,8 @@
 //! Accept failures (out of descriptors, mostly) come in episodes: the same error on every
 //! retry until connections close. One line when an episode starts and one when accepting
-//! works again, with the count, keep the log readable; the 50 ms pause between retries
-//! keeps the loop from spinning.
+//! has worked again for a second, with the count, keep the log readable (while sessions
+//! come and go at the limit, accepts fail and succeed by turns: that is one episode); the
+//! 50 ms pause between retries keeps the loop from spinning.
 
 use crate::logging::{self, Level};
 use std::time::{Duration, Instant};
@@ -9,15 +10,29 @@ use std::time::{Duration, Instant};
 /// Pause after a failed accept before the next try.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// How long accepting must work before an episode of failures is over.
+const QUIET: Duration = Duration::from_secs(1);
+
 /// The accept loop's record of the current episode of failures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AcceptErrors {
     episode: Option<Episode>,
+    quiet: Duration,
+}
+
+impl Default for AcceptErrors {
+    fn default() -> AcceptErrors {
+        AcceptErrors {
+            episode: None,
+            quiet: QUIET,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Episode {
     started: Instant,
+    last_failure: Instant,
     failures: u64,
     last_error: String,
 }
@@ -29,6 +44,7 @@ impl AcceptErrors {
         match &mut self.episode {
             Some(episode) => {
                 episode.failures += 1;
+                episode.last_failure = Instant::now();
                 episode.last_error = text;
                 None
             }
@@ -39,6 +55,7 @@ impl AcceptErrors {
                 );
                 self.episode = Some(Episode {
                     started: Instant::now(),
+                    last_failure: Instant::now(),
                     failures: 1,
                     last_error: text,
                 });
@@ -47,8 +64,12 @@ impl AcceptErrors {
         }
     }
 
-    /// Records a successful accept; returns the line to log if it ends an episode.
+    /// Records a successful accept; returns the line to log if it ends an episode (the
+    /// last failure is at least a second old).
     pub fn succeeded(&mut self) -> Option<String> {
+        if self.episode.as_ref()?.last_failure.elapsed() < self.quiet {
+            return None;
+        }
         let episode = self.episode.take()?;
         Some(format!(
             "Accepting again after {} failed attempt{} in {:.1} s (last error: {})",
@@ -81,7 +102,10 @@ mod tests {
 
     #[test]
     fn one_line_per_episode_with_a_count() {
-        let mut errors = AcceptErrors::default();
+        let mut errors = AcceptErrors {
+            episode: None,
+            quiet: Duration::ZERO,
+        };
         let emfile = std::io::Error::from_raw_os_error(24);
         assert!(errors.succeeded().is_none());
         let first = errors.failed(&emfile).unwrap();
@@ -96,5 +120,16 @@ mod tests {
         assert!(end.contains("after 100 failed attempts"), "{end}");
         assert!(errors.succeeded().is_none());
         assert!(errors.failed(&emfile).is_some());
+    }
+
+    #[test]
+    fn failures_and_successes_by_turns_are_one_episode() {
+        let mut errors = AcceptErrors::default();
+        let emfile = std::io::Error::from_raw_os_error(24);
+        assert!(errors.failed(&emfile).is_some());
+        for _ in 0..50 {
+            assert!(errors.succeeded().is_none());
+            assert!(errors.failed(&emfile).is_none());
+        }
     }
 }
