@@ -13,4 +13,6 @@ cargo test --all-targets
 scripts/bench-smoke.sh --theirs none
 # Install paths: cargo install and the Debian package (a real dpkg -i when CI=true).
 scripts/package.sh
+scripts/soak.sh --smoke
+scripts/fuzz.sh --jobs 2 20
 scripts/autobahn.sh target/debug/websocketd
