@@ -9,7 +9,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
 use libfuzzer_sys::fuzz_target;
 use websocketd::config::CustomHeaders;
-use websocketd::ws::handshake::{self, HandshakeRequest};
+use websocketd::ws::handshake::{self, Accepted, HandshakeRequest};
 use websocketd::ws::origin::OriginPolicy;
 
 const NAMES: [&str; 6] = [
@@ -48,10 +48,12 @@ fuzz_target!(|data: &[u8]| {
             headers.append(name, value);
         }
     }
-    let method = if selector & 1 == 0 {
-        Method::GET
-    } else {
-        Method::POST
+    // Bit 3 makes it an HTTP/2 extended CONNECT (RFC 8441) instead of an HTTP/1.1 upgrade.
+    let extended_connect = selector & 8 != 0;
+    let method = match (extended_connect, selector & 1 == 0) {
+        (true, _) => Method::CONNECT,
+        (false, true) => Method::GET,
+        (false, false) => Method::POST,
     };
     let host = headers
         .get("host")
@@ -64,12 +66,15 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         host: &host,
         tls: selector & 4 != 0,
+        extended_connect,
     };
     if handshake::is_upgrade(&headers) {
         assert!(headers.contains_key("upgrade") && headers.contains_key("connection"));
     }
     match handshake::validate(&request, &policy, &CustomHeaders::default()) {
-        Ok(accept) => {
+        Ok(Accepted::Connect) => assert!(extended_connect, "a 200 only for extended CONNECT"),
+        Ok(Accepted::Upgrade(accept)) => {
+            assert!(!extended_connect);
             assert_eq!(method, Method::GET);
             assert_eq!(accept.len(), 28);
             let key = headers
