@@ -136,13 +136,34 @@ fn unescape_mount_path(text: &str) -> OsString {
 fn try_cgroup_parent() -> Option<PathBuf> {
     let own = own_cgroup()?;
     let parent = own.join(format!("websocketd.{}", std::process::id()));
-    std::fs::create_dir(&parent).ok()?;
+    if let Err(err) = std::fs::create_dir(&parent) {
+        // A directory with our PID in its name can only be left over from an earlier
+        // process that had the same PID: remove it (and its empty cgroups), then retry.
+        if err.kind() != io::ErrorKind::AlreadyExists {
+            return None;
+        }
+        remove_stale(&parent);
+        std::fs::create_dir(&parent).ok()?;
+    }
     let works = trial_move(&parent).is_ok();
     if !works {
         let _ = std::fs::remove_dir(&parent);
         return None;
     }
     Some(parent)
+}
+
+/// Removes a left-over cgroup directory and the empty cgroups below it (best effort: a
+/// cgroup that still holds processes stays, and the caller then falls back).
+fn remove_stale(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn trial_move(parent: &Path) -> io::Result<()> {
