@@ -55,6 +55,30 @@ pub struct BroadcastSettings {
     pub input: BroadcastInput,
     /// `--maxqueue`: messages that may wait for one client; `None` is lossless.
     pub max_queue: Option<usize>,
+    /// `--cluster`: the stream is shared with other instances through an engine.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// Which part an instance may play in a cluster (`--clusterrole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterRole {
+    /// May run the program; a `runner` instance is preferred when both want it.
+    Any,
+    /// Runs the program whenever it can claim it.
+    Runner,
+    /// Never runs the program; only fans the stream out to its clients.
+    Relay,
+}
+
+/// `--cluster` with `--clusterrole` and `--leasems`.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// The engine, its credentials and the stream's name.
+    pub target: crate::broadcast::cluster::target::ClusterTarget,
+    /// `--clusterrole`.
+    pub role: ClusterRole,
+    /// `--leasems`: how long a claim lasts without renewal.
+    pub lease: std::time::Duration,
 }
 
 /// A `--header`-style response header.

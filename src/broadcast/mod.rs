@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod client;
+pub mod cluster;
 pub mod hub;
 pub mod local;
 pub mod queue;

@@ -254,6 +254,24 @@ pub static FLAGS: &[Flag] = &[
         "With --broadcast: messages that may wait for one client; a\nclient further behind is closed with 1013. 0: lossless, the\nprogram waits for the slowest client. Default: 1024.",
     ),
     flag(
+        "cluster",
+        Kind::Text,
+        "URL",
+        "With --broadcast: share each route's stream with every instance\ngiven the same URL, through Redis (redis://HOST:PORT/NAME,\nrediss:// for TLS) or NATS JetStream (nats://HOST:PORT/NAME,\ntls:// or nats+tls:// for TLS). One instance runs the program,\nall fan it out. USER:PASSWORD@ in the URL, or the password in\n$WEBSOCKETD_CLUSTER_PASSWORD.",
+    ),
+    flag(
+        "clusterrole",
+        Kind::Text,
+        "ROLE",
+        "With --cluster: any (may run the program), runner (runs it\nwhen it can claim it) or relay (never runs it, only fans out).\nDefault: any.",
+    ),
+    flag(
+        "leasems",
+        Kind::Uint,
+        "MS",
+        "With --cluster: how long the runner's claim lasts without\nrenewal; another instance takes over within MS + 1000 ms of\nlosing it. At least 2000 + 6 × --closems. Default: 2000.",
+    ),
+    flag(
         "closems",
         Kind::Uint,
         "MS",

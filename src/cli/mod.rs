@@ -9,9 +9,10 @@ pub mod goflag;
 pub mod help;
 mod manpage;
 
+use crate::broadcast::cluster::target::{ClusterTarget, PASSWORD_ENV};
 use crate::config::{
-    AuthCommand, BroadcastInput, BroadcastSettings, Config, CustomHeader, CustomHeaders, Launch,
-    Linger, TlsFiles,
+    AuthCommand, BroadcastInput, BroadcastSettings, ClusterRole, ClusterSettings, Config,
+    CustomHeader, CustomHeaders, Launch, Linger, TlsFiles,
 };
 use crate::environment::snapshot_passenv;
 use crate::hints;
@@ -341,6 +342,12 @@ fn broadcast_settings(
     let linger = parsed.int("lingerms");
     let input = parsed.text("broadcastinput");
     if !parsed.flag("broadcast") {
+        if parsed.text("cluster").is_some()
+            || parsed.text("clusterrole").is_some()
+            || parsed.uint("leasems").is_some()
+        {
+            return Err(refuse("--cluster, --clusterrole and --leasems need --broadcast"));
+        }
         let dependent = linger.is_some()
             || parsed.flag("prestart")
             || parsed.uint("replay").is_some()
@@ -385,12 +392,69 @@ fn broadcast_settings(
         })?),
     };
     let max_queue = parsed.uint("maxqueue").unwrap_or(DEFAULT_MAX_QUEUE);
+    let cluster = cluster_settings(parsed).map_err(|message| refuse(&message))?;
+    if cluster.is_some() && parsed.int("lingerms").is_some() {
+        return Err(refuse(
+            "--lingerms cannot be combined with --cluster: the cluster keeps its program running",
+        ));
+    }
+    let linger = if cluster.is_some() { Linger::Forever } else { linger };
     Ok(Some(BroadcastSettings {
         linger,
         prestart,
         replay: usize::try_from(parsed.uint("replay").unwrap_or(0)).unwrap_or(usize::MAX),
         input,
         max_queue: usize::try_from(max_queue).ok().filter(|&n| n > 0),
+        cluster,
+    }))
+}
+
+/// Default `--leasems`.
+const DEFAULT_LEASE_MS: u64 = 2000;
+
+/// The shortest `--leasems` for a `--closems`: twice the time a runner needs to stop its
+/// program (the termination sequence plus a margin), so it can stop it between a renewal
+/// that failed and the claim's expiry while still renewing often enough.
+fn min_lease_ms(close_ms: u64) -> u64 {
+    2 * (1000 + 3 * close_ms)
+}
+
+/// `--cluster`, `--clusterrole` and `--leasems` (the caller has checked `--broadcast`).
+fn cluster_settings(parsed: &goflag::Parsed) -> Result<Option<ClusterSettings>, String> {
+    let role = parsed.text("clusterrole");
+    let lease = parsed.uint("leasems");
+    let Some(url) = parsed.text("cluster") else {
+        if role.is_some() || lease.is_some() {
+            return Err("--clusterrole and --leasems need --cluster".into());
+        }
+        return Ok(None);
+    };
+    let password = std::env::var(PASSWORD_ENV).ok();
+    let target = ClusterTarget::parse(url, password)?;
+    let role = match role.unwrap_or("any") {
+        "any" => ClusterRole::Any,
+        "runner" => ClusterRole::Runner,
+        "relay" => ClusterRole::Relay,
+        other => {
+            return Err(format!(
+                "Incorrect clusterrole flag '{other}'. Use any, runner or relay."
+            ))
+        }
+    };
+    let lease = lease.unwrap_or(DEFAULT_LEASE_MS);
+    let min = min_lease_ms(parsed.uint("closems").unwrap_or(0));
+    if lease < min {
+        return Err(format!(
+            "--leasems must be at least {min} (twice the time to stop the program with this --closems), not {lease}"
+        ));
+    }
+    if lease > 3_600_000 {
+        return Err(format!("--leasems must be at most 3600000 (an hour), not {lease}"));
+    }
+    Ok(Some(ClusterSettings {
+        target,
+        role,
+        lease: std::time::Duration::from_millis(lease),
     }))
 }
 
@@ -646,6 +710,67 @@ mod tests {
         let config = run(&["--maxforks=0", "--maxframesize=-1", "cat"]).unwrap();
         assert_eq!(config.max_forks, None);
         assert_eq!(config.max_message, None);
+    }
+
+    #[test]
+    fn cluster_flags() {
+        let settings = run(&["--broadcast", "--cluster=redis://127.0.0.1:7/feed", "cat"])
+            .unwrap()
+            .broadcast
+            .unwrap();
+        assert_eq!(settings.linger, Linger::Forever);
+        let cluster = settings.cluster.unwrap();
+        assert_eq!(cluster.role, ClusterRole::Any);
+        assert_eq!(cluster.lease, std::time::Duration::from_millis(2000));
+        assert_eq!(cluster.target.name, "feed");
+        let cluster = run(&[
+            "--broadcast",
+            "--cluster=nats+tls://u:p@h/x",
+            "--clusterrole=relay",
+            "--leasems=5000",
+            "cat",
+        ])
+        .unwrap()
+        .broadcast
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(cluster.role, ClusterRole::Relay);
+        assert_eq!(cluster.lease, std::time::Duration::from_millis(5000));
+        assert!(cluster.target.tls);
+        assert!(run(&["--broadcast", "cat"]).unwrap().broadcast.unwrap().cluster.is_none());
+        for (args, message) in [
+            (&["--cluster=redis://h/n", "cat"][..], "need --broadcast"),
+            (&["--leasems=3000", "cat"], "need --broadcast"),
+            (&["--broadcast", "--clusterrole=relay", "cat"], "need --cluster"),
+            (&["--broadcast", "--leasems=3000", "cat"], "need --cluster"),
+            (
+                &["--broadcast", "--cluster=redis://h/n", "--clusterrole=boss", "cat"],
+                "Incorrect clusterrole flag 'boss'",
+            ),
+            (
+                &["--broadcast", "--cluster=redis://h/n", "--leasems=1999", "cat"],
+                "at least 2000",
+            ),
+            (
+                &["--broadcast", "--cluster=redis://h/n", "--closems=100", "--leasems=2000", "cat"],
+                "at least 2600",
+            ),
+            (
+                &["--broadcast", "--cluster=redis://h/n", "--lingerms=5", "cat"],
+                "--lingerms cannot be combined with --cluster",
+            ),
+            (&["--broadcast", "--cluster=http://h/n", "cat"], "Incorrect --cluster URL"),
+            (
+                &["--broadcast", "--cluster=redis://u:sekrit@h", "cat"],
+                "redis://u:***@h",
+            ),
+        ] {
+            let e = exit(args);
+            assert_eq!(e.code, 1, "{args:?}");
+            assert!(e.stderr.contains(message), "{args:?}: {}", e.stderr);
+            assert!(!e.stderr.contains("sekrit"), "{}", e.stderr);
+        }
     }
 
     #[test]
