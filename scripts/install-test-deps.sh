@@ -79,6 +79,7 @@ packages+=(nginx haproxy)  # issue 11: the reverse-proxy recipes, tested end to 
 packages+=(util-linux mount g++)  # issue 8: unshare/prlimit in reliability tests and soak; libFuzzer builds with g++
 packages+=(curl)  # issue 13: curl --http2 and --http2-prior-knowledge tests
 packages+=(nghttp2-client)  # issue 13: h2load for the HTTP/2 static-file benchmark
+packages+=(redis-server)  # issue 10: --cluster tests with a real Redis
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

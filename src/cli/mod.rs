@@ -346,7 +346,9 @@ fn broadcast_settings(
             || parsed.text("clusterrole").is_some()
             || parsed.uint("leasems").is_some()
         {
-            return Err(refuse("--cluster, --clusterrole and --leasems need --broadcast"));
+            return Err(refuse(
+                "--cluster, --clusterrole and --leasems need --broadcast",
+            ));
         }
         let dependent = linger.is_some()
             || parsed.flag("prestart")
@@ -398,7 +400,11 @@ fn broadcast_settings(
             "--lingerms cannot be combined with --cluster: the cluster keeps its program running",
         ));
     }
-    let linger = if cluster.is_some() { Linger::Forever } else { linger };
+    let linger = if cluster.is_some() {
+        Linger::Forever
+    } else {
+        linger
+    };
     Ok(Some(BroadcastSettings {
         linger,
         prestart,
@@ -449,7 +455,9 @@ fn cluster_settings(parsed: &goflag::Parsed) -> Result<Option<ClusterSettings>, 
         ));
     }
     if lease > 3_600_000 {
-        return Err(format!("--leasems must be at most 3600000 (an hour), not {lease}"));
+        return Err(format!(
+            "--leasems must be at most 3600000 (an hour), not {lease}"
+        ));
     }
     Ok(Some(ClusterSettings {
         target,
@@ -738,29 +746,61 @@ mod tests {
         assert_eq!(cluster.role, ClusterRole::Relay);
         assert_eq!(cluster.lease, std::time::Duration::from_millis(5000));
         assert!(cluster.target.tls);
-        assert!(run(&["--broadcast", "cat"]).unwrap().broadcast.unwrap().cluster.is_none());
+        assert!(run(&["--broadcast", "cat"])
+            .unwrap()
+            .broadcast
+            .unwrap()
+            .cluster
+            .is_none());
         for (args, message) in [
             (&["--cluster=redis://h/n", "cat"][..], "need --broadcast"),
             (&["--leasems=3000", "cat"], "need --broadcast"),
-            (&["--broadcast", "--clusterrole=relay", "cat"], "need --cluster"),
+            (
+                &["--broadcast", "--clusterrole=relay", "cat"],
+                "need --cluster",
+            ),
             (&["--broadcast", "--leasems=3000", "cat"], "need --cluster"),
             (
-                &["--broadcast", "--cluster=redis://h/n", "--clusterrole=boss", "cat"],
+                &[
+                    "--broadcast",
+                    "--cluster=redis://h/n",
+                    "--clusterrole=boss",
+                    "cat",
+                ],
                 "Incorrect clusterrole flag 'boss'",
             ),
             (
-                &["--broadcast", "--cluster=redis://h/n", "--leasems=1999", "cat"],
+                &[
+                    "--broadcast",
+                    "--cluster=redis://h/n",
+                    "--leasems=1999",
+                    "cat",
+                ],
                 "at least 2000",
             ),
             (
-                &["--broadcast", "--cluster=redis://h/n", "--closems=100", "--leasems=2000", "cat"],
+                &[
+                    "--broadcast",
+                    "--cluster=redis://h/n",
+                    "--closems=100",
+                    "--leasems=2000",
+                    "cat",
+                ],
                 "at least 2600",
             ),
             (
-                &["--broadcast", "--cluster=redis://h/n", "--lingerms=5", "cat"],
+                &[
+                    "--broadcast",
+                    "--cluster=redis://h/n",
+                    "--lingerms=5",
+                    "cat",
+                ],
                 "--lingerms cannot be combined with --cluster",
             ),
-            (&["--broadcast", "--cluster=http://h/n", "cat"], "Incorrect --cluster URL"),
+            (
+                &["--broadcast", "--cluster=http://h/n", "cat"],
+                "Incorrect --cluster URL",
+            ),
             (
                 &["--broadcast", "--cluster=redis://u:sekrit@h", "cat"],
                 "redis://u:***@h",

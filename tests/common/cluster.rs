@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use super::common::{connect, programs, wait_until, Server, DEADLINE};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -147,7 +147,12 @@ pub const ECHO: &str = "echo \"ready $$\"; while read -r l; do echo \"got $l\"; 
 pub fn instance(url: &str, lease_ms: u64, extra: &[&str], program: &str) -> Server {
     let lease = format!("--leasems={lease_ms}");
     let cluster = format!("--cluster={url}");
-    let mut args = vec!["--broadcast", cluster.as_str(), lease.as_str(), "--loglevel=debug"];
+    let mut args = vec![
+        "--broadcast",
+        cluster.as_str(),
+        lease.as_str(),
+        "--loglevel=debug",
+    ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["sh", "-c", program]);
     Server::start(&args)
@@ -233,7 +238,12 @@ impl Watcher {
 }
 
 /// A client that also sends.
-pub async fn sender(url: &str) -> (futures_util::stream::SplitSink<super::common::Ws, Message>, Watcher) {
+pub async fn sender(
+    url: &str,
+) -> (
+    futures_util::stream::SplitSink<super::common::Ws, Message>,
+    Watcher,
+) {
     let ws = connect(url).await;
     let (sink, stream) = ws.split();
     let watcher = Watcher::default();
@@ -266,7 +276,10 @@ pub fn counter_line(text: &str) -> Option<(u32, u64)> {
 pub fn assert_no_duplicates(texts: &[String], who: &str) {
     let mut seen = HashSet::new();
     for text in texts {
-        assert!(seen.insert(text), "{who} received {text:?} twice: {texts:?}");
+        assert!(
+            seen.insert(text),
+            "{who} received {text:?} twice: {texts:?}"
+        );
     }
 }
 
@@ -311,7 +324,8 @@ pub async fn same_stream_everywhere<E: EngineServer>() {
     for watcher in &watchers {
         assert!(
             watcher
-                .wait_for(DEADLINE, |t| counter_line(t).is_some_and(|(p, n)| p == pid && n > 60))
+                .wait_for(DEADLINE, |t| counter_line(t)
+                    .is_some_and(|(p, n)| p == pid && n > 60))
                 .await,
             "{:?}",
             watcher.texts()
@@ -320,11 +334,21 @@ pub async fn same_stream_everywhere<E: EngineServer>() {
     let transcripts: Vec<Vec<String>> = watchers.iter().map(Watcher::texts).collect();
     for (i, transcript) in transcripts.iter().enumerate() {
         assert_no_duplicates(transcript, &format!("client {i}"));
-        let numbers: Vec<u64> = transcript.iter().filter_map(|t| counter_line(t)).map(|(_, n)| n).collect();
-        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "client {i} skipped lines: {numbers:?}");
+        let numbers: Vec<u64> = transcript
+            .iter()
+            .filter_map(|t| counter_line(t))
+            .map(|(_, n)| n)
+            .collect();
+        assert!(
+            numbers.windows(2).all(|w| w[1] == w[0] + 1),
+            "client {i} skipped lines: {numbers:?}"
+        );
     }
     assert_same_order(&transcripts);
-    assert_eq!(one_runner(&refs, DEADLINE), Some(one_runner(&refs, DEADLINE).unwrap()));
+    assert_eq!(
+        one_runner(&refs, DEADLINE),
+        Some(one_runner(&refs, DEADLINE).unwrap())
+    );
     let total: usize = running(&refs).iter().map(Vec::len).sum();
     assert_eq!(total, 1, "programs: {:?}", running(&refs));
 }

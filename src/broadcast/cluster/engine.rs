@@ -79,7 +79,13 @@ impl StreamKey {
         use sha1::{Digest, Sha1};
         let mut readable: String = format!("{}{}", self.name, self.route)
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         let mut hasher = Sha1::new();
@@ -202,6 +208,12 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
         }
         assert!(ida.starts_with("feed__"), "{ida}");
-        assert!(START < Position { epoch: 1, offset: 0 });
+        assert!(
+            START
+                < Position {
+                    epoch: 1,
+                    offset: 0
+                }
+        );
     }
 }

@@ -143,7 +143,9 @@ impl ClusterTarget {
             return bad("bad percent-encoding in the name");
         };
         if name.is_empty() {
-            return bad("the URL needs a path naming the shared stream, as in redis://HOST:PORT/NAME");
+            return bad(
+                "the URL needs a path naming the shared stream, as in redis://HOST:PORT/NAME",
+            );
         }
         if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return bad("the name may not contain spaces or control characters");
@@ -285,9 +287,15 @@ mod tests {
             ("REDIS://h:7000/n", EngineKind::Redis, false, 7000),
         ] {
             let target = parse(url).unwrap();
-            assert_eq!((target.engine, target.tls, target.port), (engine, tls, port), "{url}");
+            assert_eq!(
+                (target.engine, target.tls, target.port),
+                (engine, tls, port),
+                "{url}"
+            );
         }
-        assert!(parse("http://h/n").unwrap_err().contains("expected redis://"));
+        assert!(parse("http://h/n")
+            .unwrap_err()
+            .contains("expected redis://"));
         assert!(parse("h:6379/n").unwrap_err().contains("expected redis://"));
     }
 
@@ -298,7 +306,10 @@ mod tests {
         assert_eq!(target.port, 6380);
         assert_eq!(target.name, "prices/eu");
         let v6 = parse("nats://[::1]:4223/feed/").unwrap();
-        assert_eq!((v6.host.as_str(), v6.port, v6.name.as_str()), ("::1", 4223, "feed"));
+        assert_eq!(
+            (v6.host.as_str(), v6.port, v6.name.as_str()),
+            ("::1", 4223, "feed")
+        );
         assert_eq!(v6.to_string(), "nats://[::1]:4223/feed");
         assert_eq!(parse("redis://[::1]/x").unwrap().port, 6379);
         for (url, why) in [
