@@ -269,7 +269,7 @@ pub static FLAGS: &[Flag] = &[
         "leasems",
         Kind::Uint,
         "MS",
-        "With --cluster: how long the runner's claim lasts without\nrenewal; another instance takes over within MS + 1000 ms of\nlosing it. At least 2000 + 6 × --closems. Default: 2000.",
+        "With --cluster: how long the runner's claim lasts without\nrenewal; another instance takes over within MS + 1000 ms of\nlosing it. At least 2000 plus six times --closems.\nDefault: 2000.",
     ),
     flag(
         "closems",
