@@ -194,12 +194,23 @@ impl Watcher {
         Watcher::watch(ws)
     }
 
-    fn watch(mut ws: super::common::Ws) -> Watcher {
+    fn watch(ws: super::common::Ws) -> Watcher {
+        let (_sink, stream) = ws.split();
+        Watcher::collect(stream)
+    }
+
+    /// Collects the texts of `stream` in a task of its own.
+    fn collect(
+        mut stream: impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin
+            + Send
+            + 'static,
+    ) -> Watcher {
         let watcher = Watcher::default();
         let collected = watcher.clone();
         tokio::spawn(async move {
             let end = loop {
-                match ws.next().await {
+                match stream.next().await {
                     Some(Ok(Message::Text(text))) => {
                         collected.texts.lock().unwrap().push(text.to_string());
                     }
@@ -237,33 +248,15 @@ impl Watcher {
     }
 }
 
-/// A client that also sends.
+/// A client that also sends: its sending half, and a watcher of what it receives.
 pub async fn sender(
     url: &str,
 ) -> (
     futures_util::stream::SplitSink<super::common::Ws, Message>,
     Watcher,
 ) {
-    let ws = connect(url).await;
-    let (sink, stream) = ws.split();
-    let watcher = Watcher::default();
-    let collected = watcher.clone();
-    tokio::spawn(async move {
-        let mut stream = stream;
-        let end = loop {
-            match stream.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    collected.texts.lock().unwrap().push(text.to_string());
-                }
-                Some(Ok(Message::Close(frame))) => break format!("close {frame:?}"),
-                Some(Ok(_)) => {}
-                Some(Err(err)) => break format!("error {err}"),
-                None => break "end".to_string(),
-            }
-        };
-        *collected.closed.lock().unwrap() = Some(end);
-    });
-    (sink, watcher)
+    let (sink, stream) = connect(url).await.split();
+    (sink, Watcher::collect(stream))
 }
 
 /// `(pid, n)` from a [`COUNTER`] line.
