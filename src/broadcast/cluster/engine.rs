@@ -23,9 +23,16 @@
 //!   are one atomic step (Redis: one script; NATS: a conditional publish, such as
 //!   expected-last-sequence, after checking the claim's revision). A runner that lost its
 //!   claim cannot add a single record.
-//! * **Positions.** Records get positions `(epoch, offset)` that strictly increase in the
-//!   stream's order; within one epoch offsets of consecutive records are consecutive
-//!   integers (offset + 1), starting anywhere above 0. `(0, 0)` is before every record.
+//! * **Idempotent append.** The runner numbers its records: `append(claim, first, records)`
+//!   gives them offsets `first`, `first + 1`, … within the claim's epoch (the runner starts
+//!   each epoch at 1 and never skips). When the stream already holds offset `first` of
+//!   this epoch, the call is the retry of an append that took effect (its answer was lost):
+//!   it returns `Ok(())` and appends nothing. So a retry after `Unreachable` never
+//!   duplicates a line.
+//! * **Positions.** A record's position is `(epoch, offset)` as above; positions strictly
+//!   increase in the stream's order (a new epoch is above every earlier one). `(0, 0)` is
+//!   before every record. An engine whose own sequence differs (JetStream's stream
+//!   sequence) stores epoch and offset with the record (headers) and maps them back.
 //! * **Reading.** [`Engine::read`] returns records strictly after a position, oldest first,
 //!   waiting up to `wait` when there is none (then returning an empty list). It never waits
 //!   for a position that cannot come: if the engine lost its data, it returns the records
@@ -158,8 +165,14 @@ pub trait Engine: Send + Sync + 'static {
     /// without waiting for expiry); `Ok(())` also when it was no longer held.
     fn release(&self, claim: &Claim) -> BoxFuture<'_, Result<(), EngineError>>;
 
-    /// Appends `records`, in order, all or none, only while `claim` holds.
-    fn append(&self, claim: &Claim, records: Vec<Bytes>) -> BoxFuture<'_, Result<(), EngineError>>;
+    /// Appends `records` at offsets `first`, `first + 1`, … of the claim's epoch, in order,
+    /// all or none, only while `claim` holds; a no-op when offset `first` is already there.
+    fn append(
+        &self,
+        claim: &Claim,
+        first: u64,
+        records: Vec<Bytes>,
+    ) -> BoxFuture<'_, Result<(), EngineError>>;
 
     /// Up to `max` records strictly after `after`, oldest first; waits up to `wait` for
     /// the first one.
