@@ -6,11 +6,43 @@ use crate::http::response::Body;
 use crate::http::static_files::serve_bytes;
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, Response};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 /// The page template; `PLACEHOLDER` marks where the escaped URL goes.
 const PAGE: &str = include_str!("devconsole.html");
 const PLACEHOLDER: &str = "{{WEBSOCKET_URL}}";
+
+/// The Content-Security-Policy sent with the page: nothing may load from anywhere, only the
+/// page's own inline script and style run (allowed by their SHA-256), and the only
+/// connections are WebSockets (the page's own endpoint, or another one typed into it).
+pub fn content_security_policy() -> &'static str {
+    static POLICY: OnceLock<String> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        format!(
+            "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self' ws: wss:; \
+             img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            source_hash(element_text(PAGE, "script")),
+            source_hash(element_text(PAGE, "style")),
+        )
+    })
+}
+
+/// The text between `<tag>` and `</tag>`: the page has exactly one of each inline element.
+fn element_text<'a>(page: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let start = page.find(&open).map_or(0, |at| at + open.len());
+    let end = page[start..]
+        .find(&format!("</{tag}>"))
+        .map_or(page.len(), |at| start + at);
+    &page[start..end]
+}
+
+/// A CSP source expression for an inline element: `sha256-` and the base64 digest.
+fn source_hash(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    format!("sha256-{}", data_encoding::BASE64.encode(digest.as_ref()))
+}
 
 /// The console page for a request: its URL box is prefilled with ws:// or wss:// + host + target.
 ///
@@ -29,13 +61,18 @@ pub fn serve(
     let scheme = if tls { "wss" } else { "ws" };
     let url = html_escape(&format!("{scheme}://{host}{target}"));
     let page = PAGE.replacen(PLACEHOLDER, &url, 1);
-    serve_bytes(
+    let mut response = serve_bytes(
         method,
         headers,
         Bytes::from(page),
         "text/html; charset=utf-8",
         started,
-    )
+    );
+    response.headers_mut().insert(
+        hyper::header::CONTENT_SECURITY_POLICY,
+        hyper::header::HeaderValue::from_static(content_security_policy()),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -81,6 +118,25 @@ mod tests {
         assert!(text.contains("value=\"wss://example.test:8080/echo?a=1&amp;b=&#39;2&#39;\""));
     }
 
+    #[test]
+    fn policy_allows_exactly_the_inline_script_and_style() {
+        let policy = content_security_policy();
+        assert!(policy.starts_with("default-src 'none'; script-src 'sha256-"));
+        assert!(!policy.contains("unsafe"));
+        let script = element_text(PAGE, "script");
+        assert!(script.contains("\"use strict\"") && !script.contains("</script>"));
+        assert!(policy.contains(&format!("script-src '{}'", source_hash(script))));
+        assert!(policy.contains(&format!(
+            "style-src '{}'",
+            source_hash(element_text(PAGE, "style"))
+        )));
+        // The digest of "abc" (FIPS 180-2), base64.
+        assert_eq!(
+            source_hash("abc"),
+            "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+
     #[tokio::test]
     async fn headers_and_methods() {
         let (response, text) = page(Method::POST, "/any/path", false).await;
@@ -88,6 +144,10 @@ mod tests {
         let headers = response.headers();
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            content_security_policy()
+        );
         assert_eq!(
             headers[header::LAST_MODIFIED],
             "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -114,13 +174,36 @@ mod tests {
     fn page_is_self_contained_and_safe() {
         assert!(PAGE.starts_with("<!--"));
         assert!(PAGE.contains("BSD-2-Clause") || PAGE.contains("Redistribution and use"));
-        assert!(PAGE.contains("https://websocketd.com/"));
         assert!(PAGE.contains("name=\"viewport\""));
         assert!(PAGE.contains("white-space: pre"));
         assert!(PAGE.contains("websocketdconsole.sendhistory"));
-        for id in ["url", "connect", "disconnect", "send", "log"] {
+        let ids = [
+            "url",
+            "connect",
+            "disconnect",
+            "status",
+            "filter",
+            "show",
+            "copy",
+            "clear",
+            "log",
+            "mode",
+            "send",
+            "send-button",
+            "help",
+        ];
+        for id in ids {
             assert!(PAGE.contains(&format!("id=\"{id}\"")), "missing #{id}");
         }
+        // Our own documentation, not upstream's site; no address that could load anything.
+        assert!(PAGE.contains("man websocketd") && PAGE.contains("docs/guide.md"));
+        assert!(!PAGE.contains("websocketd.com"));
+        assert!(!PAGE.contains("http://") && !PAGE.contains("https://"));
+        assert!(!PAGE.contains("src=") && !PAGE.contains("url("));
+        // Nothing the Content-Security-Policy would refuse: no inline handlers or style attributes.
+        assert!(!PAGE.contains(" style=") && !PAGE.contains(" onclick="));
+        assert_eq!(PAGE.matches("<script>").count(), 1);
+        assert_eq!(PAGE.matches("<style>").count(), 1);
         assert_eq!(PAGE.matches(PLACEHOLDER).count(), 1);
         // No markup is ever built from data, and nothing is loaded from elsewhere.
         assert!(!PAGE.contains("innerHTML"));
