@@ -80,6 +80,7 @@ packages+=(util-linux mount g++)  # issue 8: unshare/prlimit in reliability test
 packages+=(curl)  # issue 13: curl --http2 and --http2-prior-knowledge tests
 packages+=(nghttp2-client)  # issue 13: h2load for the HTTP/2 static-file benchmark
 packages+=(redis-server)  # issue 10: --cluster tests with a real Redis
+packages+=(ruby php-cli lua5.4 golang-go default-jdk-headless gcc)  # issue 14: examples in every language (tests/examples.rs)
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

@@ -40,7 +40,7 @@ check_count() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   out=$scratch/daemon.log
   : > "$out"
-  "$binary" --port="$port" --address=127.0.0.1 "$examples/count.sh" > "$out" 2>&1 &
+  "$binary" --port="$port" --address=127.0.0.1 "$examples/bash/count.sh" > "$out" 2>&1 &
   daemon_pid=$!
   local deadline=$((SECONDS + SERVE_SECONDS))
   until grep -q "Starting WebSocket server" "$out"; do
@@ -84,10 +84,18 @@ release=target/release/websocketd
 "$release" --generate=zsh > "$assets/zsh/_websocketd"
 "$release" --generate=fish > "$assets/fish/websocketd.fish"
 # Examples keep their layout; executable ones (programs, CGI scripts) stay executable.
-(cd examples && find . -type f ! -perm -u+x -print0) |
-  (cd examples && xargs -0 -r cp --parents -t "$repo/$assets/examples")
-(cd examples && find . -type f -perm -u+x -print0) |
-  (cd examples && xargs -0 -r cp --parents -t "$repo/$assets/programs")
+# Only the files the repository tracks: no build output (examples/build.sh) gets in.
+example_files() {
+  if git -C examples rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+    (cd examples && git ls-files -z .)
+  else
+    (cd examples && find . -type f -print0)
+  fi
+}
+while IFS= read -r -d '' file; do
+  if [ -x "examples/$file" ]; then kind=programs; else kind=examples; fi
+  (cd examples && cp --parents -t "$repo/$assets/$kind" -- "$file")
+done < <(example_files)
 # systemd units, when the repository has them (dist/systemd): the package variant with units.
 variant=()
 if compgen -G "dist/systemd/*" > /dev/null; then
@@ -114,7 +122,10 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for path in ./usr/bin/websocketd ./usr/share/man/man1/websocketd.1.gz \
   ./usr/share/bash-completion/completions/websocketd ./usr/share/zsh/vendor-completions/_websocketd \
   ./usr/share/fish/vendor_completions.d/websocketd.fish ./usr/share/doc/websocketd/README.md \
-  ./usr/share/doc/websocketd/examples/count.sh ./usr/share/doc/websocketd/examples/count.html; do
+  ./usr/share/doc/websocketd/examples/README.md ./usr/share/doc/websocketd/examples/count.html \
+  ./usr/share/doc/websocketd/examples/build.sh ./usr/share/doc/websocketd/examples/c/count.c \
+  ./usr/share/doc/websocketd/examples/{java/Count.java,go/count.go,rust/count.rs,python/count.py} \
+  ./usr/share/doc/websocketd/examples/{perl/count.pl,ruby/count.rb,php/count.php,nodejs/count.js,lua/count.lua}; do
   grep -qx -- "$path" <<< "$contents" || die "the package lacks $path"
 done
 for unit in "$assets"/systemd/*; do
@@ -122,8 +133,9 @@ for unit in "$assets"/systemd/*; do
   grep -qx -- "./usr/lib/systemd/system/$(basename "$unit")" <<< "$contents" ||
     die "the package lacks the unit $(basename "$unit")"
 done
-dpkg-deb -c "$deb" | grep -q '^-rwxr-xr-x .* ./usr/share/doc/websocketd/examples/count.sh$' ||
-  die "count.sh is not executable in the package"
+dpkg-deb -c "$deb" | grep -q '^-rwxr-xr-x .* ./usr/share/doc/websocketd/examples/bash/count.sh$' ||
+  die "bash/count.sh is not executable in the package"
+! dpkg-deb -c "$deb" | grep -q -- '-classes/\|\.class$' || die "the package holds built examples"
 
 root=$scratch/root
 dpkg-deb -x "$deb" "$root"

@@ -216,7 +216,7 @@ impl Browser {
 
 #[test]
 fn console_connects_by_itself_and_talks_to_the_greeter() {
-    let server = Server::start(&["--devconsole", "examples/greeter.sh"]);
+    let server = Server::start(&["--devconsole", "examples/bash/greeter.sh"]);
     let browser = Browser::start();
     browser.open_console(&format!("http://127.0.0.1:{}/", server.port));
     let endpoint = format!("ws://127.0.0.1:{}/", server.port);
@@ -486,7 +486,7 @@ fn console_loads_nothing_from_elsewhere_and_runs_under_its_policy() {
 
 #[test]
 fn count_page_served_statically_counts_to_ten() {
-    let server = Server::start(&["--staticdir=examples", "examples/count.sh"]);
+    let server = Server::start(&["--staticdir=examples", "examples/bash/count.sh"]);
     let browser = Browser::start();
     browser.open(&format!("http://127.0.0.1:{}/count.html", server.port));
     let done = browser.wait_for("document.getElementById('log').textContent.includes('closed')");
@@ -603,7 +603,7 @@ fn https_page_opens_its_websocket_over_the_same_http2_connection() {
     let mut args = certificate.flags();
     args.extend([
         "--staticdir=examples".to_string(),
-        "examples/count.sh".to_string(),
+        "examples/bash/count.sh".to_string(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(&args);

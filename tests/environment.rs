@@ -53,7 +53,7 @@ async fn single_command_environment_is_exact() {
         &[("WSD_SECRET", "must not leak"), ("WSD_PASSED", " a\r\nb ")],
         &[
             "--passenv=PATH,WSD_PASSED,WSD_MISSING",
-            "examples/dump-env.sh",
+            "examples/bash/dump-env.sh",
         ],
     );
     let env = environment_of(
@@ -130,7 +130,7 @@ async fn single_command_environment_is_exact() {
 
 #[tokio::test]
 async fn unique_ids_differ_per_connection() {
-    let server = Server::start(&["examples/dump-env.sh"]);
+    let server = Server::start(&["examples/bash/dump-env.sh"]);
     let a = environment_of(&server, "/", &[]).await;
     let b = environment_of(&server, "/", &[]).await;
     assert_ne!(a["UNIQUE_ID"], b["UNIQUE_ID"]);
@@ -138,7 +138,7 @@ async fn unique_ids_differ_per_connection() {
 
 #[tokio::test]
 async fn empty_passenv_passes_nothing() {
-    let server = Server::start(&["--passenv=", "examples/dump-env.sh"]);
+    let server = Server::start(&["--passenv=", "examples/bash/dump-env.sh"]);
     let env = environment_of(&server, "/", &[]).await;
     assert!(!env.contains_key("PATH"));
     assert!(!env.contains_key("HOME"));
@@ -149,7 +149,7 @@ async fn dir_mode_splits_script_name_and_path_info() {
     let dir = temp_dir("envdir");
     std::fs::create_dir(dir.join("sub")).unwrap();
     for name in ["env.sh", "sub/e.sh"] {
-        std::fs::copy(root().join("examples/dump-env.sh"), dir.join(name)).unwrap();
+        std::fs::copy(root().join("examples/bash/dump-env.sh"), dir.join(name)).unwrap();
     }
     let dir_arg = format!("--dir={}", dir.display());
     let server = Server::start(&[&dir_arg]);
@@ -178,7 +178,11 @@ async fn dir_mode_splits_script_name_and_path_info() {
 async fn dir_mode_refuses_symlinks_leading_out() {
     let dir = temp_dir("envlink");
     std::fs::create_dir(dir.join("scripts")).unwrap();
-    std::fs::copy(root().join("examples/dump-env.sh"), dir.join("outside.sh")).unwrap();
+    std::fs::copy(
+        root().join("examples/bash/dump-env.sh"),
+        dir.join("outside.sh"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(dir.join("outside.sh"), dir.join("scripts/link.sh")).unwrap();
     let dir_arg = format!("--dir={}", dir.join("scripts").display());
     let server = Server::start(&[&dir_arg]);

@@ -312,7 +312,7 @@ fn http2_false_serves_http1_only() {
 async fn websocket_over_wss_on_an_alpn_h2_connection() {
     let certificate = Certificate::new("h2-wss");
     let mut args = certificate.flags();
-    args.push("examples/dump-env.sh".to_string());
+    args.push("examples/bash/dump-env.sh".to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(&args);
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))

@@ -52,7 +52,10 @@ const V1: &[u8] = b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n";
 
 #[tokio::test]
 async fn trusted_x_forwarded_for_and_proto_set_remote_addr_and_https() {
-    let server = Server::start(&["--trustproxy=10.0.0.0/8,127.0.0.1", "examples/dump-env.sh"]);
+    let server = Server::start(&[
+        "--trustproxy=10.0.0.0/8,127.0.0.1",
+        "examples/bash/dump-env.sh",
+    ]);
     let env = env_with_headers(
         &server,
         &[
@@ -83,7 +86,7 @@ async fn trusted_x_forwarded_for_and_proto_set_remote_addr_and_https() {
 
 #[tokio::test]
 async fn untrusted_forwarding_headers_are_ordinary_headers() {
-    let server = Server::start(&["--trustproxy=10.0.0.0/8", "examples/dump-env.sh"]);
+    let server = Server::start(&["--trustproxy=10.0.0.0/8", "examples/bash/dump-env.sh"]);
     let env = env_with_headers(
         &server,
         &[
@@ -104,7 +107,7 @@ async fn untrusted_forwarding_headers_are_ordinary_headers() {
         Some("203.0.113.9")
     );
     // Without --trustproxy at all, likewise.
-    let plain = Server::start(&["examples/dump-env.sh"]);
+    let plain = Server::start(&["examples/bash/dump-env.sh"]);
     let env = env_with_headers(&plain, &[("X-Forwarded-For", "203.0.113.9")]).await;
     assert_eq!(
         env.get("REMOTE_ADDR").map(String::as_str),
@@ -114,7 +117,7 @@ async fn untrusted_forwarding_headers_are_ordinary_headers() {
 
 #[tokio::test]
 async fn trusted_forwarded_header_gives_address_port_and_scheme() {
-    let server = Server::start(&["--trustproxy=127.0.0.0/8", "examples/dump-env.sh"]);
+    let server = Server::start(&["--trustproxy=127.0.0.0/8", "examples/bash/dump-env.sh"]);
     let env = env_with_headers(
         &server,
         &[(
@@ -162,21 +165,21 @@ fn sameorigin_uses_the_forwarded_scheme_only_from_trusted_proxies() {
     let trusted = Server::start(&[
         "--trustproxy=127.0.0.1",
         "--sameorigin",
-        "examples/dump-env.sh",
+        "examples/bash/dump-env.sh",
     ]);
     assert_eq!(upgrade_status(&trusted, https), 101);
     assert_eq!(upgrade_status(&trusted, ""), 403);
     let untrusted = Server::start(&[
         "--trustproxy=192.0.2.0/24",
         "--sameorigin",
-        "examples/dump-env.sh",
+        "examples/bash/dump-env.sh",
     ]);
     assert_eq!(upgrade_status(&untrusted, https), 403);
 }
 
 #[tokio::test]
 async fn proxy_protocol_v1_and_v2_from_a_trusted_peer_name_the_client() {
-    let server = Server::start(&["--trustproxy=127.0.0.1", "examples/dump-env.sh"]);
+    let server = Server::start(&["--trustproxy=127.0.0.1", "examples/bash/dump-env.sh"]);
     let env = env_after_preamble(&server, V1).await.expect("v1");
     assert_eq!(
         env.get("REMOTE_ADDR").map(String::as_str),
@@ -214,7 +217,7 @@ async fn proxy_protocol_v1_and_v2_from_a_trusted_peer_name_the_client() {
 
 #[test]
 fn proxy_protocol_from_an_untrusted_peer_is_http_garbage() {
-    let server = Server::start(&["--trustproxy=192.0.2.0/24", "examples/dump-env.sh"]);
+    let server = Server::start(&["--trustproxy=192.0.2.0/24", "examples/bash/dump-env.sh"]);
     for preamble in [V1.to_vec(), proxy_v2_ipv4([192, 0, 2, 1], 1)] {
         let mut request = preamble;
         request.extend_from_slice(
@@ -233,7 +236,7 @@ fn proxy_protocol_from_an_untrusted_peer_is_http_garbage() {
 
 #[test]
 fn malformed_proxy_header_from_a_trusted_peer_closes_the_connection() {
-    let server = Server::start(&["--trustproxy=127.0.0.1", "examples/dump-env.sh"]);
+    let server = Server::start(&["--trustproxy=127.0.0.1", "examples/bash/dump-env.sh"]);
     let answer = server.raw(b"PROXY TCP4 not-an-address 1.2.3.4 1 2\r\nGET / HTTP/1.1\r\n\r\n");
     assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
     let line = server
@@ -247,7 +250,7 @@ fn malformed_proxy_header_from_a_trusted_peer_closes_the_connection() {
 #[test]
 fn bad_trustproxy_entry_is_a_usage_error() {
     let output = std::process::Command::new(binary())
-        .args(["--trustproxy=10.0.0.0/40", "examples/dump-env.sh"])
+        .args(["--trustproxy=10.0.0.0/40", "examples/bash/dump-env.sh"])
         .current_dir(root())
         .stdin(std::process::Stdio::null())
         .output()

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn count_example_counts_to_ten_then_closes_normally() {
-    let server = Server::start(&["examples/count.sh"]);
+    let server = Server::start(&["examples/bash/count.sh"]);
     let started = Instant::now();
     let mut ws = connect(&server.url("/")).await;
     let first = next_text(&mut ws).await;

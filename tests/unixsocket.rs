@@ -33,7 +33,7 @@ async fn websocket_over_the_unix_socket_alone() {
     let dir = temp_dir("unix-only");
     let socket = dir.join("ws.sock");
     let flag = format!("--unixsocket={}", socket.display());
-    let mut server = Server::spawn_raw(&root(), &[&flag, "examples/dump-env.sh"]);
+    let mut server = Server::spawn_raw(&root(), &[&flag, "examples/bash/dump-env.sh"]);
     wait_for_socket(&server, &socket);
     let mut ws = connect_unix(&socket, "/here?q=1").await.unwrap();
     let transcript = read_all(&mut ws, DEADLINE).await;

@@ -68,7 +68,7 @@ async fn binary_echo_of_four_mebibytes_and_several_sessions_on_one_connection() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_says_http2() {
-    let server = Server::start(&["examples/dump-env.sh"]);
+    let server = Server::start(&["examples/bash/dump-env.sh"]);
     let mut client = H2Client::h2c(server.port).await;
     let (mut ws, _) = client
         .websocket(
@@ -102,7 +102,7 @@ async fn close_codes_match_http1() {
     assert_eq!(transcript.texts, ["before"]);
     assert_eq!(transcript.close, Some((1011, "exit status 3".to_string())));
 
-    let server = Server::start(&["--maxframesize=10", "examples/count.sh"]);
+    let server = Server::start(&["--maxframesize=10", "examples/bash/count.sh"]);
     let mut client = H2Client::h2c(server.port).await;
     let mut ws = client.open("/").await;
     assert_eq!(next_text(&mut ws).await, "1");

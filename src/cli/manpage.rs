@@ -274,18 +274,19 @@ everything a program started.
 .SH FILES
 .TP
 .I /usr/share/doc/websocketd/examples/
-Example programs (count, greeter, dump\-env, chat, ...) and pages to try them with.
+Example programs (count, greeter, dump\-env, a chat room, send\-receive, a CGI script) in
+eleven languages, one directory each, and a page to try them with; README.md says how to run each.
 .TP
 .I /usr/share/doc/websocketd/guide.md
 The user guide: tutorial, environment, buffering, deployment and troubleshooting.
 .PP
 The daemon reads no configuration file: everything is given on the command line.
 .SH EXAMPLES
-Send 1 to 10 to every client, and serve the page that shows them:
+Send 1 to 10 to every client, and serve the page that shows them (from the examples directory):
 .PP
 .RS
 .nf
-{name} \-\-port=8080 \-\-staticdir=. ./count.sh
+{name} \-\-port=8080 \-\-staticdir=. ./bash/count.sh
 .fi
 .RE
 .PP
