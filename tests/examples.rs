@@ -10,7 +10,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// One language's examples.
@@ -239,6 +239,17 @@ where
     );
 }
 
+/// Starts a daemon. The languages' threads take turns: between `free_port` choosing a port
+/// and the daemon binding it, another thread's daemon could take the same port, and its
+/// harness would then find a server listening there (not its own).
+fn start(args: &[&str]) -> Server {
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _turn = STARTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Server::start(args)
+}
+
 /// `NAME=value` lines as a map, checking that they come sorted by name.
 fn environment(lines: &[String]) -> BTreeMap<String, String> {
     let names: Vec<&str> = lines
@@ -271,7 +282,7 @@ fn stamped(line: &str, text: &str) -> bool {
 #[test]
 fn count_sends_one_to_ten_then_closes_normally() {
     in_every_language(|lang| async move {
-        let server = Server::start(&[&lang.program("count")]);
+        let server = start(&[&lang.program("count")]);
         let mut ws = connect(&server.url("/")).await;
         let transcript = read_all(&mut ws, DEADLINE).await;
         let expected: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
@@ -283,7 +294,7 @@ fn count_sends_one_to_ten_then_closes_normally() {
 #[test]
 fn greeter_answers_every_message() {
     in_every_language(|lang| async move {
-        let server = Server::start(&[&lang.program("greeter")]);
+        let server = start(&[&lang.program("greeter")]);
         let mut ws = connect(&server.url("/")).await;
         for name in ["Ada", "", "café ☕ 世界"] {
             send_text(&mut ws, name).await;
@@ -303,7 +314,7 @@ fn greeter_answers_every_message() {
 #[test]
 fn dump_env_shows_the_cgi_variables() {
     in_every_language(|lang| async move {
-        let server = Server::start(&[&lang.program("dump-env")]);
+        let server = start(&[&lang.program("dump-env")]);
         let mut ws = connect_with(
             &server.url("/some/path?x=1&y=two"),
             &[("X-Example", "examples test")],
@@ -336,7 +347,7 @@ fn dump_env_shows_the_cgi_variables() {
 #[test]
 fn chat_clients_see_each_others_lines() {
     in_every_language(|lang| async move {
-        let server = Server::start(&[
+        let server = start(&[
             "--broadcast",
             "--broadcastinput=lines",
             &lang.program("chat"),
@@ -371,7 +382,7 @@ fn chat_clients_see_each_others_lines() {
 #[test]
 fn send_receive_ticks_while_echoing() {
     in_every_language(|lang| async move {
-        let server = Server::start(&[&lang.program("send-receive")]);
+        let server = start(&[&lang.program("send-receive")]);
         let mut ws = connect(&server.url("/")).await;
         send_text(&mut ws, "first").await;
         let mut ticks = 0;
@@ -413,7 +424,7 @@ fn send_receive_ticks_while_echoing() {
 fn cgi_script_answers_http() {
     in_every_language(|lang| async move {
         let cgi = lang.programs().join("cgi");
-        let server = Server::start(&[&format!("--cgidir={}", cgi.display())]);
+        let server = start(&[&format!("--cgidir={}", cgi.display())]);
         let response = server.get(&format!("/{}?name=Ada", lang.file("hello")));
         let body = String::from_utf8_lossy(&response.body);
         assert_eq!(response.status, 200, "{body}");
@@ -435,7 +446,7 @@ fn cgi_script_answers_http() {
 fn dir_layout_routes_each_program_by_url() {
     in_every_language(|lang| async move {
         let dir = lang.programs();
-        let server = Server::start(&[&format!("--dir={}", dir.display())]);
+        let server = start(&[&format!("--dir={}", dir.display())]);
         let greeter = lang.file("greeter");
         let mut ws = connect(&server.url(&format!("/{greeter}"))).await;
         send_text(&mut ws, "dir").await;
