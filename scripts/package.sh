@@ -118,7 +118,8 @@ for name in Conflicts Replaces Provides; do
   [ "$(field "$name")" = websocketd ] || die "$name: '$(field "$name")', expected websocketd"
 done
 field Depends | grep -q 'libc6' || die "Depends lacks libc6 (from ldd): $(field Depends)"
-contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+listing=$(dpkg-deb -c "$deb")
+contents=$(awk '{print $6}' <<< "$listing")
 for path in ./usr/bin/websocketd ./usr/share/man/man1/websocketd.1.gz \
   ./usr/share/bash-completion/completions/websocketd ./usr/share/zsh/vendor-completions/_websocketd \
   ./usr/share/fish/vendor_completions.d/websocketd.fish ./usr/share/doc/websocketd/README.md \
@@ -133,9 +134,9 @@ for unit in "$assets"/systemd/*; do
   grep -qx -- "./usr/lib/systemd/system/$(basename "$unit")" <<< "$contents" ||
     die "the package lacks the unit $(basename "$unit")"
 done
-dpkg-deb -c "$deb" | grep -q '^-rwxr-xr-x .* ./usr/share/doc/websocketd/examples/bash/count.sh$' ||
+grep -q '^-rwxr-xr-x .* ./usr/share/doc/websocketd/examples/bash/count.sh$' <<< "$listing" ||
   die "bash/count.sh is not executable in the package"
-! dpkg-deb -c "$deb" | grep -q -- '-classes/\|\.class$' || die "the package holds built examples"
+! grep -q -- '-classes/\|\.class$' <<< "$listing" || die "the package holds built examples"
 
 root=$scratch/root
 dpkg-deb -x "$deb" "$root"
