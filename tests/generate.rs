@@ -106,6 +106,12 @@ fn man_page_renders_without_warnings_and_lists_every_flag() {
         "UNIQUE_ID",
         "HTTPS",
         "HTTP_*",
+        "WEBSOCKET_PROTOCOL",
+        "AUTH_*",
+        "Example: AUTH_USER=ada",
+        "SERVER_PROTOCOL",
+        "HTTP/2",
+        "--authcmd",
     ] {
         assert!(rendered.contains(variable), "no {variable}");
     }

@@ -17,7 +17,7 @@ const VARIABLES: &[(&str, &str)] = &[
     ("REMOTE_HOST", "The client's host name with --reverselookup, otherwise its address."),
     ("SERVER_NAME", "The host part of the request's Host header."),
     ("SERVER_PORT", "The port of the Host header; when it names none, 443 with --ssl and 80 without."),
-    ("SERVER_PROTOCOL", "The request's protocol."),
+    ("SERVER_PROTOCOL", "The request's protocol: HTTP/1.1, or HTTP/2 for a WebSocket opened over an HTTP/2 connection (RFC 8441, see --http2)."),
     ("GATEWAY_INTERFACE", "Always CGI/1.1."),
     ("REQUEST_METHOD", "Always GET: every WebSocket starts with a GET request."),
     ("SCRIPT_NAME", "With --dir, the URL path naming the program; with a single COMMAND, /."),
@@ -163,6 +163,11 @@ fn environment_section() -> String {
         }
     }
     out.push_str(
+        ".TP\n.B AUTH_*\nWith \\-\\-authcmd: one variable per NAME=value line the \
+         authorization program printed when it accepted the connection (NAME a shell variable \
+         name), named AUTH_NAME; absent otherwise.\n.br\nExample: AUTH_USER=\\fIada\\fR\n",
+    );
+    out.push_str(
         ".TP\n.B PATH\\fR, \\fBLD_LIBRARY_PATH\nThe daemon's own values, passed on by the default \
          \\-\\-passenv; any variable \\-\\-passenv names is passed the same way when it is set and \
          not empty.\n",
@@ -178,6 +183,13 @@ fn environment_section() -> String {
          instead (RFC 3875), including HTTP_HOST, SCRIPT_FILENAME, CONTENT_LENGTH and \
          CONTENT_TYPE.\n",
     );
+    out.push_str(&format!(
+        ".PP\nThe daemon itself reads LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES (sockets passed \
+         by systemd), NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID (readiness and watchdog \
+         notifications to systemd) and {} (the \\-\\-cluster password when the URL has \
+         none); programs do not get them unless \\-\\-passenv names them.\n",
+        crate::broadcast::cluster::target::PASSWORD_ENV
+    ));
     out
 }
 
@@ -244,8 +256,9 @@ SIGINT and every program has been stopped.
 .TP
 .B 1
 The command line is incomplete or inconsistent: no arguments, no COMMAND nor directory,
-a COMMAND that is not an executable program, a directory that does not exist, an
-unknown log level, or TLS files without \-\-ssl.
+a COMMAND that is not an executable program or whose #! interpreter does not exist, a
+directory that does not exist, an unknown log level, TLS files without \-\-ssl, or a
+\-\-config file that cannot be read or parsed.
 .TP
 .B 2
 An option is not known or its value cannot be parsed.
@@ -257,6 +270,9 @@ does not belong to this machine); the log says which.
 .B 4
 Options that cannot be combined were given (\-\-devconsole with \-\-staticdir or
 \-\-cgidir).
+.PP
+With \-\-once the daemon exits with the status of the session's program instead: its
+exit code, 128+N when signal N ended it, 1 when it could not be started.
 .SH SIGNALS
 .TP
 .BR SIGTERM ", " SIGINT
@@ -279,8 +295,10 @@ eleven languages, one directory each, and a page to try them with; README.md say
 .TP
 .I /usr/share/doc/websocketd/guide.md
 The user guide: tutorial, environment, buffering, deployment and troubleshooting.
-.PP
-The daemon reads no configuration file: everything is given on the command line.
+.TP
+.I FILE \fRgiven to \fB\-\-config\fR
+Settings in TOML, every option under its own name; the command line overrides them. The
+daemon reads no configuration file unless \-\-config names one.
 .SH EXAMPLES
 Send 1 to 10 to every client, and serve the page that shows them (from the examples directory):
 .PP
@@ -381,5 +399,8 @@ mod tests {
         }
         assert!(page.contains("Example: \\fI192.0.2.10\\fR"));
         assert!(page.contains("HTTP_ORIGIN=\\fIhttps://example.com\\fR"));
+        assert!(page.contains("\n.B AUTH_*\n"));
+        assert!(page.contains("Example: AUTH_USER=\\fIada\\fR"));
+        assert!(page.contains("or HTTP/2 for a WebSocket"));
     }
 }
