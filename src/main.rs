@@ -49,5 +49,7 @@ fn main() {
         }
     };
     let code = runtime.block_on(server::run(config, passed));
+    // The spawner helper does the same when it sees the daemon go, whichever way it went.
+    process::contain::release();
     std::process::exit(code);
 }

@@ -246,6 +246,66 @@ async fn a_detached_grandchild_does_not_outlive_a_killed_daemon() {
     );
 }
 
+// ---- The daemon's own cgroup ----
+
+/// The directory below which the daemon's programs get their cgroups, from its DEBUG
+/// start-up line; `None` when cgroups are not the containment on this machine.
+fn programs_cgroup(server: &Server) -> Option<PathBuf> {
+    let line = server
+        .stdout
+        .wait_for(DEADLINE, |l| {
+            l.contains("Each program runs in its own cgroup below")
+                || l.contains("tracked as a child subreaper")
+        })
+        .expect("the daemon says how programs are contained");
+    let (_, path) = line.split_once("own cgroup below ")?;
+    Some(PathBuf::from(
+        path.split(" |").next().unwrap_or(path).trim(),
+    ))
+}
+
+#[test]
+fn a_daemon_that_starts_no_program_leaves_no_cgroup_behind() {
+    for signal in ["TERM", "INT", "KILL"] {
+        let mut server = Server::start(&["--loglevel=debug", "cat"]);
+        let Some(dir) = programs_cgroup(&server) else {
+            return; // No cgroups here: nothing to leave behind.
+        };
+        assert!(dir.starts_with("/"), "{}", dir.display());
+        // Serving requests that start no program creates nothing either.
+        assert_eq!(server.get("/nothing").status, 404);
+        assert!(!dir.exists(), "{} exists before any program", dir.display());
+        server.signal(signal);
+        assert!(server.wait_exit(DEADLINE).is_some());
+        assert!(!dir.exists(), "{} left after SIG{signal}", dir.display());
+    }
+}
+
+#[tokio::test]
+async fn the_programs_cgroup_is_removed_however_the_daemon_ends() {
+    for signal in ["TERM", "KILL"] {
+        let mut server = Server::start(&["--loglevel=debug", "sh", "-c", "echo up; exec cat"]);
+        let Some(dir) = programs_cgroup(&server) else {
+            return;
+        };
+        let mut ws = connect(&server.url("/")).await;
+        assert_eq!(next_text(&mut ws).await, "up");
+        assert!(
+            dir.is_dir(),
+            "{} missing while a program runs",
+            dir.display()
+        );
+        server.signal(signal);
+        assert!(server.wait_exit(DEADLINE).is_some());
+        // After SIGKILL the spawner helper removes it once it sees the daemon gone.
+        assert!(
+            wait_until(DEADLINE, || !dir.exists()),
+            "{} left after SIG{signal}",
+            dir.display()
+        );
+    }
+}
+
 // ---- Out of descriptors ----
 
 /// Opens a WebSocket without insisting on success: under descriptor exhaustion the

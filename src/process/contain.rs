@@ -131,8 +131,9 @@ fn unescape_mount_path(text: &str) -> OsString {
     OsString::from_vec(out)
 }
 
-/// Creates `websocketd.PID` in the daemon's cgroup and checks that a process can be moved
-/// into a cgroup below it (a forked child that exits without running anything).
+/// Checks that `websocketd.PID` can be created in the daemon's cgroup and that a process
+/// can be moved into a cgroup below it (a forked child that exits without running
+/// anything); removes it again and returns its path.
 fn try_cgroup_parent() -> Option<PathBuf> {
     let own = own_cgroup()?;
     let parent = own.join(format!("websocketd.{}", std::process::id()));
@@ -146,11 +147,10 @@ fn try_cgroup_parent() -> Option<PathBuf> {
         std::fs::create_dir(&parent).ok()?;
     }
     let works = trial_move(&parent).is_ok();
-    if !works {
-        let _ = std::fs::remove_dir(&parent);
-        return None;
-    }
-    Some(parent)
+    // Created again with the first program: a daemon that never starts one leaves nothing
+    // behind, whichever way it ends.
+    let _ = std::fs::remove_dir(&parent);
+    works.then_some(parent)
 }
 
 /// Removes a left-over cgroup directory and the empty cgroups below it (best effort: a
@@ -240,7 +240,11 @@ impl SessionCgroup {
             return None;
         };
         let dir = parent.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
-        Some(std::fs::create_dir(&dir).map(|()| SessionCgroup { dir }))
+        let made = match std::fs::create_dir(parent) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
+            _ => std::fs::create_dir(&dir),
+        };
+        Some(made.map(|()| SessionCgroup { dir }))
     }
 
     /// Where the cgroup lives.
@@ -252,6 +256,27 @@ impl SessionCgroup {
 impl Drop for SessionCgroup {
     fn drop(&mut self) {
         janitor(std::mem::take(&mut self.dir));
+    }
+}
+
+/// Removes the daemon's cgroup for its programs (`websocketd.PID`, created with the first
+/// program) and whatever cgroups are still below it, killing what they hold. Called when
+/// the daemon or the spawner helper ends; does nothing when there is none.
+pub fn remove_parent(parent: &Path) {
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(parent);
+}
+
+/// At the daemon's exit: removes its programs' cgroups when cgroups are in force.
+pub fn release() {
+    if let Some(Mode::Cgroup { parent }) = MODE.get() {
+        remove_parent(parent);
     }
 }
 

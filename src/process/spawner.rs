@@ -269,14 +269,7 @@ fn stop_leftovers() {
     }
     signal_all(Signal::KILL);
     if let Some(Some(parent)) = CGROUP_PARENT.get() {
-        if let Ok(entries) = std::fs::read_dir(parent) {
-            for entry in entries.flatten() {
-                if entry.path().is_dir() {
-                    super::contain::remove_cgroup(&entry.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(parent);
+        super::contain::remove_parent(parent);
     }
 }
 
