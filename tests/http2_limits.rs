@@ -309,3 +309,94 @@ async fn continuation_flood_is_answered_with_goaway() {
     );
     still_serving(server.port).await;
 }
+
+// ---- Idle connections ----
+
+/// How long an idle HTTP/1.1 keep-alive connection is kept (the time allowed for the next
+/// request's head); an idle HTTP/2 connection gets the same.
+const IDLE: Duration = Duration::from_secs(10);
+/// Scheduling slack on a loaded machine for the idle timers to fire.
+const IDLE_SLACK: Duration = Duration::from_secs(8);
+
+/// Reads an HTTP/1.1 keep-alive connection until the server closes it; returns how long
+/// after the first response that was.
+fn http1_idle_close(port: u16) -> Duration {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(IDLE + DEADLINE)).unwrap();
+    stream
+        .write_all(b"GET /page.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).ends_with("idle test page") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "closed before the response");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let answered = Instant::now();
+    match stream.read(&mut buffer) {
+        Ok(0) => answered.elapsed(),
+        Ok(_) => panic!("more data on an idle connection"),
+        Err(err) => panic!("connection still open: {err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_gets_goaway_when_an_idle_http1_connection_is_closed() {
+    let pages = temp_dir("h2-idle");
+    std::fs::write(pages.join("page.txt"), "idle test page").unwrap();
+    let server = Server::start(&[&format!("--staticdir={}", pages.display()), "cat"]);
+    let port = server.port;
+    let http1 = tokio::task::spawn_blocking(move || http1_idle_close(port));
+    let mut client = H2Client::h2c(server.port).await;
+    let page = client.request(http::Method::GET, "/page.txt", &[]).await;
+    assert_eq!(page.body, b"idle test page");
+    let answered = Instant::now();
+    let (ended, refused) = client.ended(IDLE + DEADLINE).await;
+    let waited = answered.elapsed();
+    assert!(ended.is_ok(), "{ended:?}");
+    let refused = refused.expect("no new stream after GOAWAY");
+    assert!(refused.is_go_away(), "{refused:?}");
+    assert_eq!(refused.reason(), Some(h2::Reason::NO_ERROR));
+    assert!(
+        waited >= IDLE - Duration::from_millis(100) && waited < IDLE + IDLE_SLACK,
+        "HTTP/2 connection closed after {waited:?}"
+    );
+    let http1 = http1.await.unwrap();
+    assert!(
+        http1 >= IDLE - Duration::from_millis(100) && http1 < IDLE + IDLE_SLACK,
+        "HTTP/1.1 connection closed after {http1:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_carrying_a_websocket_is_never_idle() {
+    let server = Server::start(&["cat"]);
+    let mut client = H2Client::h2c(server.port).await;
+    let mut ws = client.open("/").await;
+    ws.send(Message::text("up")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "up");
+    // Nothing moves on the connection for longer than the idle timeout (the subject of the
+    // test, not a synchronisation).
+    tokio::time::sleep(IDLE + Duration::from_secs(2)).await;
+    assert!(!client.driver.is_finished(), "the connection was closed");
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "still here");
+    // New streams are still welcome: no GOAWAY was sent.
+    let options = client.request(http::Method::OPTIONS, "*", &[]).await;
+    assert_eq!(options.status, http::StatusCode::OK);
+    // Once the session has ended the connection is idle, and closed after the timeout.
+    ws.close(None).await.unwrap();
+    let transcript = read_all(&mut ws, DEADLINE).await;
+    // The server answered the close (with no code, as the client sent none).
+    assert_eq!(transcript.close.map(|c| c.0), Some(1005));
+    let closed = Instant::now();
+    let (ended, refused) = client.ended(IDLE + DEADLINE).await;
+    let waited = closed.elapsed();
+    assert!(ended.is_ok(), "{ended:?}");
+    assert!(refused.is_some_and(|r| r.is_go_away()));
+    assert!(
+        waited >= IDLE - Duration::from_millis(100) && waited < IDLE + IDLE_SLACK,
+        "closed {waited:?} after the session"
+    );
+}

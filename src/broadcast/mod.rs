@@ -257,9 +257,10 @@ pub fn join(
         guard,
     } = joining;
     let response = accept.response(headers);
-    let on_upgrade = hyper::upgrade::on(request);
+    let (on_upgrade, stream_held) = crate::http::open_streams::upgrade_on(request);
     let settings = hubs.client_settings;
     tokio::spawn(async move {
+        let _stream_held = stream_held;
         match (on_upgrade.await, member) {
             (Ok(upgraded), Some(member)) => {
                 client::serve(upgraded, member, id, remote, settings, scope).await;

@@ -51,7 +51,8 @@ impl Served {
             .max_headers(MAX_HEADERS);
         let http2 = state.config.http2.then(|| {
             let limit = u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX);
-            Arc::new(Http2::new(limit))
+            // An idle HTTP/1.1 connection is closed when no request head arrives in time.
+            Arc::new(Http2::new(limit, HEADER_TIMEOUT))
         });
         Served {
             state,
@@ -112,11 +113,7 @@ impl Served {
             accepted,
         });
         let state = self.state.clone();
-        let service = service_fn(move |request| {
-            let state = state.clone();
-            let connection = connection.clone();
-            async move { Ok::<_, Infallible>(router::route(request, state, connection).await) }
-        });
+        let route = move |request| router::route(request, state.clone(), connection.clone());
         let (opening, stream) = match &self.http2 {
             None => (Opening::Http1, preface::untouched(stream)),
             Some(_) => match tokio::time::timeout(HEADER_TIMEOUT, preface::sniff(stream)).await {
@@ -128,9 +125,13 @@ impl Served {
             (Opening::Closed, _) => {}
             (Opening::Http2, Some(http2)) => {
                 let shutdown = self.state.shutdown.clone();
-                http2.serve(stream, service, shutdown).await;
+                http2.serve(stream, route, shutdown).await;
             }
             _ => {
+                let service = service_fn(move |request| {
+                    let answer = route(request);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
                 let served = self
                     .builder
                     .serve_connection(TokioIo::new(stream), service)

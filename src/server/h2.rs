@@ -1,11 +1,18 @@
 //! HTTP/2 connections: the settings every connection announces (extended CONNECT for
 //! WebSockets, stream limits, flow-control windows sized so one stalled stream cannot stall
-//! the others) and serving one connection until it ends or the server shuts down.
+//! the others) and serving one connection until it ends, the server shuts down, or it has
+//! been idle (nothing open) as long as an idle HTTP/1.1 connection may be.
 
-use hyper::body::{Body as HttpBody, Incoming};
+use crate::http::open_streams::{HeldBody, OpenStreams};
+use crate::http::response::Body;
+use hyper::body::Incoming;
 use hyper::server::conn::http2;
-use hyper::service::HttpService;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -36,14 +43,16 @@ const MAX_ERROR_RESETS: usize = 1024;
 #[derive(Clone)]
 pub struct Http2 {
     builder: http2::Builder<TokioExecutor>,
+    idle_timeout: Duration,
 }
 
 impl Http2 {
     /// The settings every HTTP/2 connection uses; `max_header_bytes` is the same limit on a
     /// request's header block as HTTP/1 has. A header block sent in more CONTINUATION
     /// frames than that size needs closes the connection (the CONTINUATION flood,
-    /// CVE-2024-27316 and kin): the h2 library enforces it from this size.
-    pub fn new(max_header_bytes: u32) -> Http2 {
+    /// CVE-2024-27316 and kin): the h2 library enforces it from this size. A connection with
+    /// nothing open for `idle_timeout` is closed, as an idle HTTP/1.1 connection is.
+    pub fn new(max_header_bytes: u32, idle_timeout: Duration) -> Http2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
@@ -54,29 +63,66 @@ impl Http2 {
             .max_header_list_size(max_header_bytes)
             .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
             .max_local_error_reset_streams(MAX_ERROR_RESETS);
-        Http2 { builder }
+        Http2 {
+            builder,
+            idle_timeout,
+        }
     }
 
-    /// Serves one connection whose preface is already known to be HTTP/2. On shutdown the
-    /// client is sent GOAWAY: no new streams, while open ones (WebSocket sessions closing
-    /// with 1001) finish.
-    pub async fn serve<S, Svc>(&self, io: S, service: Svc, mut shutdown: watch::Receiver<bool>)
+    /// Serves one connection whose preface is already known to be HTTP/2, answering each
+    /// request with `route`. The client is sent GOAWAY (no new streams, while open ones
+    /// finish) when the server shuts down (WebSocket sessions then close with 1001), and
+    /// when no request and no WebSocket session has been open on the connection for the
+    /// idle timeout; a connection carrying a WebSocket session is never idle.
+    pub async fn serve<S, F, Fut>(&self, io: S, route: F, mut shutdown: watch::Receiver<bool>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        Svc: HttpService<Incoming> + Send + 'static,
-        Svc::Future: Send + 'static,
-        Svc::ResBody: HttpBody + Send + 'static,
-        <Svc::ResBody as HttpBody>::Data: Send,
-        <Svc::ResBody as HttpBody>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
     {
+        let streams = OpenStreams::default();
+        let mut open = streams.watch();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            let held = streams.hold();
+            // A WebSocket session takes this copy, and holds it until it ends.
+            request.extensions_mut().insert(held.clone());
+            let answer = route(request);
+            async move {
+                let response = answer.await;
+                Ok::<_, Infallible>(
+                    response.map(|body| http_body_util::BodyExt::boxed(HeldBody::new(body, held))),
+                )
+            }
+        });
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         tokio::select! {
             _ = connection.as_mut() => return,
             _ = shutdown.wait_for(|stopping| *stopping) => {}
+            () = idle_for(&mut open, self.idle_timeout) => {}
         }
         connection.as_mut().graceful_shutdown();
         let _ = connection.await;
+    }
+}
+
+/// Returns once nothing has been open for `timeout` (never while something is).
+async fn idle_for(open: &mut watch::Receiver<usize>, timeout: Duration) {
+    loop {
+        let busy = *open.borrow_and_update() > 0;
+        if busy {
+            if open.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => return,
+            changed = open.changed() => {
+                if changed.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
     }
 }

@@ -246,10 +246,11 @@ pub async fn upgrade(
     if !state.once.claim() {
         return once_refusal(&scope);
     }
-    let on_upgrade = hyper::upgrade::on(request);
+    let (on_upgrade, stream_held) = crate::http::open_streams::upgrade_on(request);
     let state = state.clone();
     let guard = state.sessions.enter();
     tokio::spawn(async move {
+        let _stream_held = stream_held;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let status = run_session(upgraded, launch, &state, scope).await;
