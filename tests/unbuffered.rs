@@ -1,21 +1,30 @@
 //! `--unbuffered`: the program's output is a terminal, so programs that buffer a pipe
-//! (C stdio, Python, grep, awk) deliver each line as it is printed. Each program prints the
-//! wall-clock time (ms) at which it prints a line; the client compares it with the time the
-//! message arrives.
+//! (C stdio, Python, grep, awk) deliver each line as it is printed.
+//!
+//! Each timing program prints the wall-clock time (ms) at which it prints a line, then waits
+//! (up to a limit) for the client to answer that line before printing the next, and at the
+//! end prints how many answers came in time. A line held in a buffer cannot be answered, so
+//! all answers arriving proves every line was delivered while the program was still running,
+//! however loaded the machine; the printed times add how promptly.
 
 mod common;
 
 use common::*;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
 
-/// The most a line may take from being printed to arriving at the client.
+/// The most a line may take, in the median, from being printed to arriving at the client.
 const PROMPT_MS: i64 = 100;
-/// Lines each timing program prints, and the pause after each.
+/// Lines each timing program prints.
 const LINES: usize = 5;
-const PAUSE: &str = "0.2";
+/// How long a program waits for the client's answer to a line with `--unbuffered` (only
+/// reached if the line is not delivered), and the most any one line may take.
+const ANSWER_WAIT_S: &str = "2";
+const WORST_MS: i64 = 1000;
+/// The same wait without the flag, where the answer never comes before the program exits.
+const BUFFERED_WAIT_S: &str = "0.2";
 
 /// Timed runs go one at a time, so they do not compete with each other for the CPU.
 static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -27,21 +36,26 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A C program that prints a timestamp with plain `printf` (no `fflush`) and pauses.
-fn c_program() -> PathBuf {
+/// A C program that prints a timestamp with plain `printf` (no `fflush`), waits up to
+/// `wait_s` seconds for a line on stdin, and finally prints `acks N`.
+fn c_program(wait_s: &str) -> PathBuf {
     let dir = temp_dir("unbuffered-c");
     let source = dir.join("stamps.c");
+    let wait_ms = (wait_s.parse::<f64>().unwrap() * 1000.0) as i64;
     std::fs::write(
         &source,
         format!(
-            "#include <stdio.h>\n#include <time.h>\n\
+            "#include <poll.h>\n#include <stdio.h>\n#include <time.h>\n\
              int main(void) {{\n\
+               int acks = 0; char line[64];\n\
                for (int i = 0; i < {LINES}; i++) {{\n\
-                 struct timespec now, pause = {{0, 200000000}};\n\
+                 struct timespec now;\n\
                  clock_gettime(CLOCK_REALTIME, &now);\n\
                  printf(\"%lld\\n\", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);\n\
-                 nanosleep(&pause, NULL);\n\
+                 struct pollfd in = {{0, POLLIN, 0}};\n\
+                 if (poll(&in, 1, {wait_ms}) == 1 && fgets(line, sizeof line, stdin)) acks++;\n\
                }}\n\
+               printf(\"acks %d\\n\", acks);\n\
                return 0;\n\
              }}\n"
         ),
@@ -58,48 +72,103 @@ fn c_program() -> PathBuf {
     binary
 }
 
-const PYTHON: &str =
-    "import time\nfor i in range(5):\n    print(int(time.time() * 1000))\n    time.sleep(0.2)";
-
-fn shell_pipeline(last_stage: &str) -> String {
-    format!("for i in $(seq {LINES}); do date +%s%3N; sleep {PAUSE}; done | {last_stage}")
+/// The Python version of the C program; `before` runs first.
+fn python_program(wait_s: &str, before: &str) -> String {
+    format!(
+        "import select, sys, time\n{before}\nacks = 0\n\
+         for i in range({LINES}):\n\
+         \x20   print(int(time.time() * 1000))\n\
+         \x20   if select.select([sys.stdin], [], [], {wait_s})[0] and sys.stdin.readline():\n\
+         \x20       acks += 1\n\
+         print('acks', acks)"
+    )
 }
 
-/// The programs of the issue, as (name, command line).
-fn programs() -> Vec<(&'static str, Vec<String>)> {
-    let c = c_program().to_string_lossy().into_owned();
+/// The same in bash, its output piped through `last_stage`.
+fn shell_pipeline(wait_s: &str, last_stage: &str) -> String {
+    format!(
+        "(n=0; for i in $(seq {LINES}); do date +%s%3N; read -r -t {wait_s} x && n=$((n+1)); \
+         done; echo acks $n) | {last_stage}"
+    )
+}
+
+/// The programs of the issue, as (name, command line), waiting `wait_s` for answers.
+fn programs(wait_s: &str) -> Vec<(&'static str, Vec<String>)> {
+    let c = c_program(wait_s).to_string_lossy().into_owned();
     vec![
         ("C printf", vec![c]),
-        ("python", vec!["python3".into(), "-c".into(), PYTHON.into()]),
+        (
+            "python",
+            vec!["python3".into(), "-c".into(), python_program(wait_s, "")],
+        ),
         (
             "grep",
-            vec!["sh".into(), "-c".into(), shell_pipeline("grep .")],
+            vec!["bash".into(), "-c".into(), shell_pipeline(wait_s, "grep .")],
         ),
         (
             "gawk",
-            vec!["sh".into(), "-c".into(), shell_pipeline("gawk '{ print }'")],
+            vec![
+                "bash".into(),
+                "-c".into(),
+                shell_pipeline(wait_s, "gawk '{ print }'"),
+            ],
         ),
     ]
 }
 
-/// Runs `command` under websocketd with `flags`; returns, per message, the text and how
-/// long after its printed timestamp it arrived.
-async fn delays(flags: &[&str], command: &[String]) -> Vec<(String, i64)> {
+/// What a timing run saw: how long after its printed time each line arrived, and how many
+/// answers the program says came while it waited.
+#[derive(Debug)]
+struct Timed {
+    delays: Vec<i64>,
+    acks: Option<usize>,
+}
+
+impl Timed {
+    fn median(&self) -> i64 {
+        let mut sorted = self.delays.clone();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or(i64::MAX)
+    }
+
+    fn worst(&self) -> i64 {
+        self.delays.iter().copied().max().unwrap_or(i64::MAX)
+    }
+
+    /// Takes one line of output: a timestamp (answered at once) or the final count.
+    async fn take<S>(&mut self, line: &str, ws: &mut S, answer: Message)
+    where
+        S: futures_util::Sink<Message> + Unpin,
+    {
+        let arrived = now_ms();
+        if let Some(count) = line.strip_prefix("acks ") {
+            self.acks = count.trim().parse().ok();
+        } else {
+            let printed: i64 = line
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("not a timestamp: {line:?}"));
+            self.delays.push(arrived - printed);
+            let _ = ws.send(answer).await;
+        }
+    }
+}
+
+/// Runs `command` under websocketd with `flags`, answering each line.
+async fn delays(flags: &[&str], command: &[String]) -> Timed {
     let mut args: Vec<&str> = flags.to_vec();
     args.extend(command.iter().map(String::as_str));
     let server = Server::start(&args);
     let mut ws = connect(&server.url("/")).await;
-    let mut seen = Vec::new();
+    let mut seen = Timed {
+        delays: Vec::new(),
+        acks: None,
+    };
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
-                let arrived = now_ms();
-                let printed: i64 = text
-                    .trim()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("not a timestamp: {text:?}"));
-                seen.push((text.to_string(), arrived - printed));
+                seen.take(&text, &mut ws, Message::text("next")).await;
             }
             Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
             Ok(Some(Ok(_))) => {}
@@ -111,33 +180,35 @@ async fn delays(flags: &[&str], command: &[String]) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn each_line_arrives_within_100ms_of_being_printed() {
-    for (name, command) in programs() {
+    for (name, command) in programs(ANSWER_WAIT_S) {
         let measured = {
             let _one_at_a_time = TIMING.lock().await;
             delays(&["--unbuffered"], &command).await
         };
-        eprintln!("--unbuffered {name}: delays in ms {measured:?}");
-        assert_eq!(measured.len(), LINES, "{name}: {measured:?}");
-        let worst = measured.iter().map(|(_, delay)| *delay).max().unwrap_or(0);
+        eprintln!("--unbuffered {name}: {measured:?}");
+        assert_eq!(measured.delays.len(), LINES, "{name}: {measured:?}");
+        // Every line reached the client while the program was waiting for its answer.
+        assert_eq!(measured.acks, Some(LINES), "{name}: {measured:?}");
         assert!(
-            worst < PROMPT_MS,
-            "{name}: a line took {worst} ms to arrive: {measured:?}"
+            measured.median() < PROMPT_MS && measured.worst() < WORST_MS,
+            "{name}: lines took too long to arrive: {measured:?}"
         );
     }
 }
 
 /// Documents the problem `--unbuffered` solves: without it these programs' output sits in
-/// their buffers until they exit, so the first line arrives about a second late.
+/// their buffers until they exit, so no line can be answered and the first arrives late.
 #[tokio::test]
 async fn without_the_flag_lines_wait_in_the_programs_buffer() {
-    for (name, command) in programs() {
+    for (name, command) in programs(BUFFERED_WAIT_S) {
         let measured = {
             let _one_at_a_time = TIMING.lock().await;
             delays(&[], &command).await
         };
-        eprintln!("without --unbuffered {name}: delays in ms {measured:?}");
-        assert_eq!(measured.len(), LINES, "{name}: {measured:?}");
-        let first = measured[0].1;
+        eprintln!("without --unbuffered {name}: {measured:?}");
+        assert_eq!(measured.delays.len(), LINES, "{name}: {measured:?}");
+        assert_eq!(measured.acks, Some(0), "{name}: {measured:?}");
+        let first = measured.delays[0];
         assert!(
             first >= 500,
             "{name}: the first line arrived after {first} ms: {measured:?}"
@@ -196,28 +267,30 @@ async fn output_written_just_before_exit_is_not_lost() {
 
 #[tokio::test]
 async fn binary_mode_relays_the_bytes_unchanged_as_they_come() {
-    let program = "import time, sys\n\
-        sys.stdout.write('a\\r\\nb\\n')\n\
-        for i in range(5):\n    print(int(time.time() * 1000))\n    time.sleep(0.2)";
+    let program = python_program(ANSWER_WAIT_S, "sys.stdout.write('a\\r\\nb\\n')");
     let _one_at_a_time = TIMING.lock().await;
-    let server = Server::start(&["--unbuffered", "--binary", "python3", "-c", program]);
+    let server = Server::start(&["--unbuffered", "--binary", "python3", "-c", &program]);
     let mut ws = connect(&server.url("/")).await;
     let mut all = Vec::new();
-    let mut worst = 0;
+    let mut seen = Timed {
+        delays: Vec::new(),
+        acks: None,
+    };
+    let mut pending = String::new();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Binary(data)))) => {
-                let arrived = now_ms();
                 all.extend_from_slice(&data);
-                // The newest complete timestamp line in this chunk.
-                let text = String::from_utf8_lossy(&data).into_owned();
-                if let Some(printed) = text
-                    .lines()
-                    .filter_map(|l| l.parse::<i64>().ok())
-                    .next_back()
-                {
-                    worst = worst.max(arrived - printed);
+                // Chunks need not end at line ends: take the complete lines.
+                pending.push_str(&String::from_utf8_lossy(&data));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    let line = line.trim_end();
+                    if line.starts_with("acks") || line.parse::<i64>().is_ok() {
+                        let answer = Message::binary(b"next\n".to_vec());
+                        seen.take(line, &mut ws, answer).await;
+                    }
                 }
             }
             Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
@@ -227,30 +300,38 @@ async fn binary_mode_relays_the_bytes_unchanged_as_they_come() {
     }
     let text = String::from_utf8(all).unwrap();
     assert!(text.starts_with("a\r\nb\n"), "{text:?}");
-    assert_eq!(text.matches('\n').count(), 2 + LINES, "{text:?}");
+    assert_eq!(text.matches('\n').count(), 3 + LINES, "{text:?}");
     assert!(!text[5..].contains('\r'), "{text:?}");
-    assert!(worst < PROMPT_MS, "a line took {worst} ms: {text:?}");
+    assert_eq!(seen.acks, Some(LINES), "{seen:?}: {text:?}");
+    assert!(
+        seen.median() < PROMPT_MS && seen.worst() < WORST_MS,
+        "{seen:?}: {text:?}"
+    );
 }
 
 #[tokio::test]
 async fn passstderr_gives_stderr_a_terminal_of_its_own() {
-    let program = "import os, sys, time\n\
-        print('separate' if os.ttyname(1) != os.ttyname(2) else 'shared', file=sys.stderr)\n\
-        for i in range(5):\n    print(int(time.time() * 1000))\n    time.sleep(0.2)";
+    let program = python_program(
+        ANSWER_WAIT_S,
+        "import os\nprint('separate' if os.ttyname(1) != os.ttyname(2) else 'shared', \
+         file=sys.stderr)",
+    );
     let _one_at_a_time = TIMING.lock().await;
-    let server = Server::start(&["--unbuffered", "--passstderr", "python3", "-c", program]);
+    let server = Server::start(&["--unbuffered", "--passstderr", "python3", "-c", &program]);
     let mut ws = connect(&server.url("/")).await;
-    let mut stdout_delays = Vec::new();
+    let mut seen = Timed {
+        delays: Vec::new(),
+        acks: None,
+    };
     let mut stderr = Vec::new();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
-                let arrived = now_ms();
                 let message: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let data = message["data"].as_str().unwrap().to_string();
                 match message["stream"].as_str() {
-                    Some("stdout") => stdout_delays.push(arrived - data.parse::<i64>().unwrap()),
+                    Some("stdout") => seen.take(&data, &mut ws, Message::text("next")).await,
                     _ => stderr.push(data),
                 }
             }
@@ -260,9 +341,10 @@ async fn passstderr_gives_stderr_a_terminal_of_its_own() {
         }
     }
     assert_eq!(stderr, ["separate"]);
-    assert_eq!(stdout_delays.len(), LINES);
+    assert_eq!(seen.delays.len(), LINES, "{seen:?}");
+    assert_eq!(seen.acks, Some(LINES), "{seen:?}");
     assert!(
-        stdout_delays.iter().all(|&d| d < PROMPT_MS),
-        "{stdout_delays:?}"
+        seen.median() < PROMPT_MS && seen.worst() < WORST_MS,
+        "{seen:?}"
     );
 }
