@@ -182,6 +182,17 @@ fn static_files_over_h2c_with_prior_knowledge() {
     // HTTP/1.1 on the same port is untouched.
     let plain = curl(&["--http1.1", &format!("{base}/a.txt")]);
     assert_eq!((plain.version.as_str(), plain.status), ("1.1", 200));
+    // `curl --http2` on http:// offers `Upgrade: h2c`, which is not taken up (RFC 9113
+    // dropped it): the answer comes over HTTP/1.1, whole.
+    let offered = curl(&["--http2", &format!("{base}/a.txt")]);
+    assert_eq!(
+        (
+            offered.version.as_str(),
+            offered.status,
+            offered.body.as_slice()
+        ),
+        ("1.1", 200, &b"alpha"[..])
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
