@@ -39,6 +39,9 @@ async fn count_bytes(
     }
 }
 
+/// How often the fifty-socket test stalls and resumes its first stream.
+const ROUNDS: usize = 3;
+
 /// Bytes each stream received during `window`.
 async fn rates(counters: &[Arc<AtomicU64>], window: Duration) -> Vec<f64> {
     let before: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
@@ -77,32 +80,41 @@ async fn fifty_sockets_on_one_connection_keep_their_throughput_when_one_stops_re
         .iter()
         .all(|c| c.load(Ordering::Relaxed) > 0)));
 
-    // All fifty read; then the first stops reading for good.
-    let together = rates(&counters[1..], Duration::from_secs(2)).await;
-    pauses[0].store(true, Ordering::Relaxed);
-    let stalled_before = counters[0].load(Ordering::Relaxed);
-    let alone = rates(&counters[1..], Duration::from_secs(3)).await;
-    // At most the message it was reading when told to stop.
-    let late = counters[0].load(Ordering::Relaxed) - stalled_before;
-    assert!(late <= 1 << 20, "{late} bytes read after the pause");
-
+    // Windows with all fifty reading alternate with windows in which the first does not
+    // read at all, so that other work on a shared machine weighs on both alike; each
+    // round compares the 49 in its own two windows.
     let sum = |rates: &[f64]| rates.iter().sum::<f64>();
-    let mean_together = sum(&together) / together.len() as f64;
-    let slowest_alone = alone.iter().copied().fold(f64::INFINITY, f64::min);
-    eprintln!(
-        "49 streams: {:.1} MB/s with all reading, {:.1} MB/s with one stalled; slowest {:.2} MB/s",
-        sum(&together) / 1e6,
-        sum(&alone) / 1e6,
-        slowest_alone / 1e6
-    );
-    assert!(
-        sum(&alone) >= 0.5 * sum(&together),
-        "the 49 slowed down: {together:?} then {alone:?}"
-    );
-    assert!(
-        slowest_alone >= 0.1 * mean_together,
-        "a stream starved: {alone:?}"
-    );
+    let mut kept = Vec::new();
+    let mut slowest = Vec::new();
+    // A first window passes while the buffers filled at the start drain.
+    rates(&counters[1..], Duration::from_secs(1)).await;
+    for _ in 0..ROUNDS {
+        let together = rates(&counters[1..], Duration::from_secs(1)).await;
+        pauses[0].store(true, Ordering::Relaxed);
+        let stalled_before = counters[0].load(Ordering::Relaxed);
+        let alone = rates(&counters[1..], Duration::from_millis(1500)).await;
+        // At most the message it was reading when told to stop.
+        let late = counters[0].load(Ordering::Relaxed) - stalled_before;
+        assert!(late <= 1 << 20, "{late} bytes read after the pause");
+        pauses[0].store(false, Ordering::Relaxed);
+        let mean_together = sum(&together) / together.len() as f64;
+        let slowest_alone = alone.iter().copied().fold(f64::INFINITY, f64::min);
+        eprintln!(
+            "49 streams: {:.1} MB/s with all reading, {:.1} MB/s with one stalled; slowest {:.2} MB/s",
+            sum(&together) / 1e6,
+            sum(&alone) / 1e6,
+            slowest_alone / 1e6
+        );
+        kept.push(sum(&alone) / sum(&together));
+        slowest.push(slowest_alone / mean_together);
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (kept, slowest) = (median(&mut kept), median(&mut slowest));
+    assert!(kept >= 0.5, "the 49 slowed down to {kept:.2} of their rate");
+    assert!(slowest >= 0.1, "a stream starved: {slowest:.2} of the mean");
     stop.store(true, Ordering::Relaxed);
     for reader in readers {
         let _ = tokio::time::timeout(DEADLINE, reader).await;
