@@ -114,6 +114,63 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The inodes of the sockets listening on TCP `port` (IPv4 and IPv6), from /proc/net.
+fn listening_inodes(port: u16) -> Vec<String> {
+    let suffix = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state 0A (LISTEN), inode
+            if fields.len() > 9 && fields[1].ends_with(&suffix) && fields[3] == "0A" {
+                inodes.push(fields[9].to_string());
+            }
+        }
+    }
+    inodes
+}
+
+/// Whether the socket listening on `port` is held by `pid` or one of its descendants.
+fn listener_belongs_to(pid: u32, port: u16) -> bool {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return false;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    let mut pending = vec![pid];
+    let mut seen = 0;
+    while let Some(pid) = pending.pop() {
+        seen += 1;
+        if seen > 64 {
+            break;
+        }
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path()) {
+                    if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
+                        return true;
+                    }
+                }
+            }
+        }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+                    pending.extend(
+                        children
+                            .split_whitespace()
+                            .filter_map(|c| c.parse::<u32>().ok()),
+                    );
+                }
+            }
+        }
+    }
+    false
+}
+
 impl Server {
     /// Starts websocketd on 127.0.0.1 with `args` (flags, then COMMAND) and waits until it
     /// accepts connections.
@@ -202,7 +259,11 @@ impl Server {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Another daemon may have taken the port between `free_port` and this one's
+            // bind: a connection is only proof once the listener is this child's.
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && listener_belongs_to(self.child.id(), self.port)
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
