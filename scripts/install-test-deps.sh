@@ -81,6 +81,7 @@ packages+=(curl)  # issue 13: curl --http2 and --http2-prior-knowledge tests
 packages+=(nghttp2-client)  # issue 13: h2load for the HTTP/2 static-file benchmark
 packages+=(redis-server)  # issue 10: --cluster tests with a real Redis
 packages+=(ruby php-cli lua5.4 golang-go default-jdk-headless gcc)  # issue 14: examples in every language (tests/examples.rs)
+packages+=(nats-server)  # issue 10: --cluster tests with a real NATS JetStream
 missing=()
 for pkg in "${packages[@]}"; do
   present "$pkg" || missing+=("$pkg")

@@ -40,7 +40,8 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn collect(self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+    /// Collects the lines of `stream` in a thread of their own.
+    pub fn collect(self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             let reader = BufReader::new(stream);
             for line in reader.split(b'\n') {

@@ -7,3 +7,4 @@
 
 pub mod engine;
 pub mod target;
+pub mod nats;
