@@ -55,7 +55,11 @@ async fn acquire_within(
     None
 }
 
-async fn read_all(engine: &Arc<dyn Engine>, after: Position, want: usize) -> Vec<(Position, String)> {
+async fn read_all(
+    engine: &Arc<dyn Engine>,
+    after: Position,
+    want: usize,
+) -> Vec<(Position, String)> {
     let mut out = Vec::new();
     let mut after = after;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -90,18 +94,23 @@ async fn one_holder_fenced_appends_and_growing_epochs() {
         a.renew(&claim_a, LEASE).await.expect("renew");
         tokio::time::sleep(LEASE / 6).await;
     }
-    a.append(&claim_a, lines(&["a-1", "a-2"])).await.unwrap();
-    a.append(&claim_a, lines(&["a-3"])).await.unwrap();
+    a.append(&claim_a, 1, lines(&["a-1", "a-2"])).await.unwrap();
+    // The retry of an append that went in adds nothing.
+    a.append(&claim_a, 1, lines(&["a-1", "a-2"])).await.unwrap();
+    a.append(&claim_a, 3, lines(&["a-3"])).await.unwrap();
 
     // A stops renewing (paused); B takes over once the lease has passed unchanged.
     let claim_b = acquire_within(&b, "b2", 0, Duration::from_secs(20))
         .await
         .expect("takeover after the lease");
-    assert!(claim_b.epoch > claim_a.epoch, "{claim_b:?} after {claim_a:?}");
+    assert!(
+        claim_b.epoch > claim_a.epoch,
+        "{claim_b:?} after {claim_a:?}"
+    );
 
     // From now on A cannot add a single record, nor renew, nor take input.
     assert_eq!(
-        a.append(&claim_a, lines(&["stale"])).await,
+        a.append(&claim_a, 4, lines(&["stale"])).await,
         Err(EngineError::Fenced)
     );
     assert_eq!(a.renew(&claim_a, LEASE).await, Err(EngineError::Fenced));
@@ -109,7 +118,7 @@ async fn one_holder_fenced_appends_and_growing_epochs() {
         a.take_input(&claim_a, 10, Duration::ZERO).await,
         Err(EngineError::Fenced)
     );
-    b.append(&claim_b, lines(&["b-1"])).await.unwrap();
+    b.append(&claim_b, 1, lines(&["b-1"])).await.unwrap();
 
     let records = read_all(&a, START, 4).await;
     let texts: Vec<&str> = records.iter().map(|(_, t)| t.as_str()).collect();
@@ -121,7 +130,10 @@ async fn one_holder_fenced_appends_and_growing_epochs() {
     assert_eq!(positions[3].epoch, claim_b.epoch);
     // Reading after a position gives what follows it only.
     let rest = read_all(&b, positions[1], 2).await;
-    assert_eq!(rest.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["a-3", "b-1"]);
+    assert_eq!(
+        rest.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+        ["a-3", "b-1"]
+    );
     // The last records.
     let last = a.last(2).await.unwrap();
     assert_eq!(
@@ -131,7 +143,11 @@ async fn one_holder_fenced_appends_and_growing_epochs() {
 
     // Released: another instance acquires at once, with a higher epoch; a floor is obeyed.
     b.release(&claim_b).await.unwrap();
-    let claim_c = a.acquire("a3", 0, LEASE).await.unwrap().expect("free after release");
+    let claim_c = a
+        .acquire("a3", 0, LEASE)
+        .await
+        .unwrap()
+        .expect("free after release");
     assert!(claim_c.epoch > claim_b.epoch);
     a.release(&claim_c).await.unwrap();
     let claim_d = b.acquire("b4", 1000, LEASE).await.unwrap().unwrap();
@@ -161,7 +177,11 @@ async fn input_reaches_only_the_holder_in_order() {
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while got.len() < 40 && Instant::now() < deadline {
-        for input in a.take_input(&claim, 7, Duration::from_millis(200)).await.unwrap() {
+        for input in a
+            .take_input(&claim, 7, Duration::from_millis(200))
+            .await
+            .unwrap()
+        {
             got.push(String::from_utf8_lossy(&input).into_owned());
         }
     }
@@ -184,12 +204,12 @@ async fn recovers_after_the_server_restarts() {
     let claim = acquire_within(&a, "a", 0, Duration::from_secs(20))
         .await
         .unwrap();
-    a.append(&claim, lines(&["before"])).await.unwrap();
+    a.append(&claim, 1, lines(&["before"])).await.unwrap();
     let before = read_all(&a, START, 1).await;
     assert_eq!(before.len(), 1);
 
     server.stop();
-    let result = a.append(&claim, lines(&["during"])).await;
+    let result = a.append(&claim, 2, lines(&["during"])).await;
     assert!(
         matches!(result, Err(EngineError::Unreachable(_))),
         "{result:?}"
@@ -203,10 +223,10 @@ async fn recovers_after_the_server_restarts() {
         .expect("acquire after restart");
     assert!(claim2.epoch > claim.epoch);
     assert_eq!(
-        a.append(&claim, lines(&["stale"])).await,
+        a.append(&claim, 2, lines(&["stale"])).await,
         Err(EngineError::Fenced)
     );
-    a.append(&claim2, lines(&["after"])).await.unwrap();
+    a.append(&claim2, 1, lines(&["after"])).await.unwrap();
     // "during" was sent while the claim was still the stored one: the client delivers it
     // when it reconnects, ahead of the new claim, so it may be there (once) — "stale" never.
     let mut records = read_all(&a, before[0].0, 1).await;
@@ -237,7 +257,10 @@ async fn a_holder_writing_flat_out_cannot_write_after_a_takeover() {
         tokio::spawn(async move {
             let mut acknowledged = 0u64;
             for i in 0.. {
-                match a.append(&claim_a, lines(&[&format!("a{i}")])).await {
+                match a
+                    .append(&claim_a, acknowledged + 1, lines(&[&format!("a{i}")]))
+                    .await
+                {
                     Ok(()) => acknowledged += 1,
                     Err(EngineError::Fenced) => return acknowledged,
                     Err(EngineError::Unreachable(_)) => {}
@@ -249,7 +272,7 @@ async fn a_holder_writing_flat_out_cannot_write_after_a_takeover() {
     let claim_b = acquire_within(&b, "b", 0, Duration::from_secs(20))
         .await
         .unwrap();
-    b.append(&claim_b, lines(&["b0"])).await.unwrap();
+    b.append(&claim_b, 1, lines(&["b0"])).await.unwrap();
     let acknowledged = tokio::time::timeout(Duration::from_secs(20), writer)
         .await
         .expect("the old holder is fenced")
@@ -263,7 +286,9 @@ async fn a_holder_writing_flat_out_cannot_write_after_a_takeover() {
         .position(|(p, _)| p.epoch == claim_b.epoch)
         .expect("b0 is there");
     assert_eq!(first_b as u64, acknowledged, "{records:?}");
-    assert!(records[..first_b].iter().all(|(p, _)| p.epoch == claim_a.epoch));
+    assert!(records[..first_b]
+        .iter()
+        .all(|(p, _)| p.epoch == claim_a.epoch));
     assert_eq!(records.len(), first_b + 1, "{:?}", &records[first_b..]);
 }
 
@@ -274,7 +299,7 @@ async fn recovers_when_the_server_lost_its_data() {
     let claim = acquire_within(&a, "a", 0, Duration::from_secs(20))
         .await
         .unwrap();
-    a.append(&claim, lines(&["before"])).await.unwrap();
+    a.append(&claim, 1, lines(&["before"])).await.unwrap();
     let before = read_all(&a, START, 1).await;
     server.restart_empty();
     // The claim is gone with the data: its holder is fenced, a new claim is above the floor.
@@ -292,7 +317,7 @@ async fn recovers_when_the_server_lost_its_data() {
         .await
         .unwrap();
     assert!(claim2.epoch > claim.epoch);
-    a.append(&claim2, lines(&["after"])).await.unwrap();
+    a.append(&claim2, 1, lines(&["after"])).await.unwrap();
     let records = read_all(&a, before[0].0, 1).await;
     assert_eq!(
         records.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),

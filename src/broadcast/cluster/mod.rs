@@ -6,5 +6,5 @@
 //! lazily.
 
 pub mod engine;
-pub mod target;
 pub mod nats;
+pub mod target;

@@ -109,8 +109,8 @@ struct Holder {
     claim_seq: u64,
     /// The last sequence of the stream this holder wrote (claim or output).
     last_seq: u64,
-    /// The offset the next record gets.
-    next_offset: u64,
+    /// The offset after the last record of this epoch known to be in the stream (0: none).
+    written_end: u64,
 }
 
 /// Where the output reader stands.
@@ -213,7 +213,11 @@ impl NatsEngine {
                         let ms = 50u64.saturating_mul(1 << attempts.min(6));
                         Duration::from_millis(ms.min(2000))
                     });
-                let password = self.target.password.as_ref().map(|p| p.expose().to_string());
+                let password = self
+                    .target
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose().to_string());
                 options = match (self.target.username.clone(), password) {
                     (Some(user), pass) => options.user_and_password(user, pass.unwrap_or_default()),
                     (None, Some(token)) => options.token(token),
@@ -247,10 +251,7 @@ impl NatsEngine {
             .get_or_create_stream(stream::Config {
                 name: self.names.stream.clone(),
                 description: Some("websocketd --cluster: runner claim and output".into()),
-                subjects: vec![format!(
-                    "{}>",
-                    self.names.claim.trim_end_matches("claim")
-                )],
+                subjects: vec![format!("{}>", self.names.claim.trim_end_matches("claim"))],
                 max_messages_per_subject: MIN_WINDOW as i64,
                 max_bytes: MAX_STREAM_BYTES,
                 discard: stream::DiscardPolicy::Old,
@@ -330,7 +331,10 @@ impl NatsEngine {
             .get_stream_no_info(&self.names.stream)
             .await
             .map_err(|err| self.unreachable("stream", err))?;
-        match stream.get_last_raw_message_by_subject(&self.names.claim).await {
+        match stream
+            .get_last_raw_message_by_subject(&self.names.claim)
+            .await
+        {
             Ok(message) => {
                 let released = message
                     .headers
@@ -340,7 +344,8 @@ impl NatsEngine {
                 Ok(Some((message.sequence, record)))
             }
             Err(err)
-                if err.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                if err.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
             {
                 Ok(None)
             }
@@ -356,7 +361,10 @@ impl NatsEngine {
             .await
             .map_err(|err| self.unreachable("stream info", err))?;
         let info = stream.cached_info();
-        Ok((info.state.last_sequence, info.created.unix_timestamp_nanos()))
+        Ok((
+            info.state.last_sequence,
+            info.created.unix_timestamp_nanos(),
+        ))
     }
 
     /// After a refused or unanswered write: is the claim still `holder`'s, and what is the
@@ -387,10 +395,14 @@ impl NatsEngine {
             .get_stream_no_info(&self.names.stream)
             .await
             .map_err(|err| self.unreachable("stream", err))?;
-        let message = match stream.get_last_raw_message_by_subject(&self.names.out).await {
+        let message = match stream
+            .get_last_raw_message_by_subject(&self.names.out)
+            .await
+        {
             Ok(message) => message,
             Err(err)
-                if err.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                if err.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
             {
                 return Ok(None)
             }
@@ -441,16 +453,22 @@ impl NatsEngine {
             released: false,
         };
         let mut headers = HeaderMap::new();
-        headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
+        headers.insert(
+            EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected.to_string().as_str(),
+        );
         headers.insert(ROLLUP, "sub");
-        match self.write(&self.names.claim, headers, record.encode()).await {
+        match self
+            .write(&self.names.claim, headers, record.encode())
+            .await
+        {
             Ok(seq) => {
                 *holder = Some(Holder {
                     token: token.to_string(),
                     epoch,
                     claim_seq: seq,
                     last_seq: seq,
-                    next_offset: 1,
+                    written_end: 0,
                 });
                 Ok(Some(Claim {
                     token: token.to_string(),
@@ -495,7 +513,10 @@ impl NatsEngine {
                 holder.claim_seq.to_string().as_str(),
             );
             headers.insert(ROLLUP, "sub");
-            match self.write(&self.names.claim, headers, record.encode()).await {
+            match self
+                .write(&self.names.claim, headers, record.encode())
+                .await
+            {
                 Ok(seq) => {
                     holder.claim_seq = seq;
                     holder.last_seq = seq;
@@ -535,7 +556,9 @@ impl NatsEngine {
         );
         headers.insert(ROLLUP, "sub");
         headers.insert(OPERATION_HEADER, DELETED);
-        let result = self.write(&self.names.claim, headers, record.encode()).await;
+        let result = self
+            .write(&self.names.claim, headers, record.encode())
+            .await;
         match result {
             Ok(_) | Err(WriteError::WrongLast) => {
                 *guard = None;
@@ -545,35 +568,43 @@ impl NatsEngine {
         }
     }
 
-    async fn append_now(&self, claim: &Claim, records: Vec<Bytes>) -> Result<(), EngineError> {
+    async fn append_now(
+        &self,
+        claim: &Claim,
+        first: u64,
+        records: Vec<Bytes>,
+    ) -> Result<(), EngineError> {
         let mut guard = self.holder.lock().await;
         let holder = held(&mut guard, claim)?;
-        if records.is_empty() {
-            return Ok(());
-        }
-        let first = holder.next_offset;
-        let mut done = 0;
-        let mut attempts = 0;
         let chunks = records::chunks(&records, MAX_PACKED);
-        let mut chunk = 0;
-        while chunk < chunks.len() {
-            let range = chunks[chunk].clone();
+        // Records before `done` are in the stream (a retry of an append whose answer was
+        // lost finds them there and writes nothing again).
+        let already = |holder: &Holder| {
+            usize::try_from(holder.written_end.saturating_sub(first))
+                .unwrap_or(usize::MAX)
+                .min(records.len())
+        };
+        let mut done = already(holder);
+        let mut attempts = 0;
+        while let Some(range) = chunks.iter().find(|r| r.end > done).cloned() {
+            let range = done.max(range.start)..range.end;
+            let offset = first + range.start as u64;
             let mut headers = HeaderMap::new();
             headers.insert(EXPECTED_LAST_SEQUENCE, holder.last_seq.to_string().as_str());
             headers.insert(EPOCH_HEADER, holder.epoch.to_string().as_str());
-            headers.insert(
-                OFFSET_HEADER,
-                (first + range.start as u64).to_string().as_str(),
-            );
+            headers.insert(OFFSET_HEADER, offset.to_string().as_str());
             match self
-                .write(&self.names.out, headers, records::pack(&records[range.clone()]))
+                .write(
+                    &self.names.out,
+                    headers,
+                    records::pack(&records[range.clone()]),
+                )
                 .await
             {
                 Ok(seq) => {
                     holder.last_seq = seq;
+                    holder.written_end = first + range.end as u64;
                     done = range.end;
-                    holder.next_offset = first + done as u64;
-                    chunk += 1;
                 }
                 Err(WriteError::WrongLast) if attempts < 3 => {
                     attempts += 1;
@@ -583,19 +614,10 @@ impl NatsEngine {
                         }
                         return Err(err);
                     }
-                    // Some of these records may have gone in unanswered: skip them.
                     if let Some(end) = self.written_up_to(holder.epoch).await? {
-                        if end > first + done as u64 {
-                            done = usize::try_from(end - first)
-                                .unwrap_or(usize::MAX)
-                                .min(records.len());
-                            holder.next_offset = first + done as u64;
-                            chunk = chunks
-                                .iter()
-                                .position(|r| r.end > done)
-                                .unwrap_or(chunks.len());
-                        }
+                        holder.written_end = holder.written_end.max(end);
                     }
+                    done = already(holder);
                 }
                 Err(WriteError::WrongLast) => {
                     return Err(EngineError::Unreachable(
@@ -830,9 +852,9 @@ impl NatsEngine {
     async fn push_input_now(&self, input: Bytes) -> Result<(), EngineError> {
         match self.write(&self.names.input, HeaderMap::new(), input).await {
             Ok(_) => Ok(()),
-            Err(WriteError::WrongLast) => Err(EngineError::Unreachable(
-                "NATS: input refused".into(),
-            )),
+            Err(WriteError::WrongLast) => {
+                Err(EngineError::Unreachable("NATS: input refused".into()))
+            }
             Err(WriteError::Other(err)) => Err(err),
         }
     }
@@ -850,7 +872,9 @@ impl NatsEngine {
         // The claim as the server has it, just before taking.
         match self.read_claim().await? {
             Some((_, Some(record)))
-                if !record.released && record.token == claim.token && record.epoch == claim.epoch => {}
+                if !record.released
+                    && record.token == claim.token
+                    && record.epoch == claim.epoch => {}
             _ => return Err(EngineError::Fenced),
         }
         self.ready().await?;
@@ -939,13 +963,22 @@ impl Engine for NatsEngine {
 
     fn release(&self, claim: &Claim) -> BoxFuture<'_, Result<(), EngineError>> {
         let claim = claim.clone();
-        async move { self.bounded(REQUEST_TIMEOUT, self.release_now(&claim)).await }.boxed()
+        async move {
+            self.bounded(REQUEST_TIMEOUT, self.release_now(&claim))
+                .await
+        }
+        .boxed()
     }
 
-    fn append(&self, claim: &Claim, records: Vec<Bytes>) -> BoxFuture<'_, Result<(), EngineError>> {
+    fn append(
+        &self,
+        claim: &Claim,
+        first: u64,
+        records: Vec<Bytes>,
+    ) -> BoxFuture<'_, Result<(), EngineError>> {
         let claim = claim.clone();
         async move {
-            self.bounded(REQUEST_TIMEOUT, self.append_now(&claim, records))
+            self.bounded(REQUEST_TIMEOUT, self.append_now(&claim, first, records))
                 .await
         }
         .boxed()
@@ -958,18 +991,29 @@ impl Engine for NatsEngine {
         wait: Duration,
     ) -> BoxFuture<'_, Result<Vec<Record>, EngineError>> {
         async move {
-            self.bounded(wait + REQUEST_TIMEOUT, self.read_now(after, max.max(1), wait))
-                .await
+            self.bounded(
+                wait + REQUEST_TIMEOUT,
+                self.read_now(after, max.max(1), wait),
+            )
+            .await
         }
         .boxed()
     }
 
     fn last(&self, count: usize) -> BoxFuture<'_, Result<Vec<Record>, EngineError>> {
-        async move { self.bounded(REQUEST_TIMEOUT * 2, self.last_now(count)).await }.boxed()
+        async move {
+            self.bounded(REQUEST_TIMEOUT * 2, self.last_now(count))
+                .await
+        }
+        .boxed()
     }
 
     fn push_input(&self, input: Bytes) -> BoxFuture<'_, Result<(), EngineError>> {
-        async move { self.bounded(REQUEST_TIMEOUT, self.push_input_now(input)).await }.boxed()
+        async move {
+            self.bounded(REQUEST_TIMEOUT, self.push_input_now(input))
+                .await
+        }
+        .boxed()
     }
 
     fn take_input(
