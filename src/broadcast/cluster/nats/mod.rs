@@ -72,10 +72,10 @@ const EXPECTED_LAST_SEQUENCE: &str = "Nats-Expected-Last-Sequence";
 const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
 const ROLLUP: &str = "Nats-Rollup";
 
-/// Opens the engine for `key` on the NATS server of `target`; it connects on first use
-/// and reconnects by itself.
-pub fn open(target: &ClusterTarget, key: &StreamKey) -> Arc<dyn Engine> {
-    Arc::new(NatsEngine::new(target.clone(), key))
+/// Opens the engine for `key` on the NATS server of `target`, keeping at least `window`
+/// (`--replay`) records; it connects on first use and reconnects by itself.
+pub fn open(target: &ClusterTarget, key: &StreamKey, window: usize) -> Arc<dyn Engine> {
+    Arc::new(NatsEngine::new(target.clone(), key, window))
 }
 
 /// The names one stream uses on the server.
@@ -135,6 +135,8 @@ struct Reader {
 pub struct NatsEngine {
     target: ClusterTarget,
     names: Names,
+    /// Output messages kept (each holds one record or more).
+    window: usize,
     session: OnceCell<jetstream::Context>,
     streams_ready: AtomicBool,
     /// Counts (re)connections: a consumer made before the latest one may be dead.
@@ -164,10 +166,11 @@ enum WriteError {
 }
 
 impl NatsEngine {
-    fn new(target: ClusterTarget, key: &StreamKey) -> NatsEngine {
+    fn new(target: ClusterTarget, key: &StreamKey, window: usize) -> NatsEngine {
         NatsEngine {
             target,
             names: Names::new(key),
+            window: window.max(MIN_WINDOW),
             session: OnceCell::new(),
             streams_ready: AtomicBool::new(false),
             connections: Arc::new(AtomicU64::new(0)),
@@ -262,7 +265,7 @@ impl NatsEngine {
                 name: self.names.stream.clone(),
                 description: Some("websocketd --cluster: runner claim and output".into()),
                 subjects: vec![format!("{}>", self.names.claim.trim_end_matches("claim"))],
-                max_messages_per_subject: MIN_WINDOW as i64,
+                max_messages_per_subject: i64::try_from(self.window).unwrap_or(i64::MAX),
                 max_bytes: MAX_STREAM_BYTES,
                 discard: stream::DiscardPolicy::Old,
                 storage: stream::StorageType::File,

@@ -1,20 +1,73 @@
-//! The NATS engine's promises checked against a real `nats-server -js` (Debian's 2.9):
-//! one claim holder at a time, epochs that grow, a fenced append (a holder whose claim was
-//! taken over cannot add a record, however its writes are timed), positions, reading from
-//! a position, the last records, input taken only by the holder, and recovery after the
-//! server restarts. The daemon-level scenarios are in tests/cluster_nats.rs.
+//! `--cluster` with NATS JetStream, against a real `nats-server -js` (Debian's 2.9) started
+//! on a free port of 127.0.0.1 with a temporary store: the engine-generic scenarios of
+//! `common/cluster.rs`, and the NATS engine's own promises checked directly — one claim
+//! holder at a time, epochs that grow, a fenced append (a holder whose claim was taken over
+//! cannot add a record, however its writes are timed), positions, reading from a position,
+//! the last records, input taken only by the holder, recovery after the server restarts
+//! with or without its data.
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "common/nats.rs"]
 mod nats;
 
 use bytes::Bytes;
+use cluster::EngineServer;
+use common::alive;
 use nats::NatsServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use websocketd::broadcast::cluster::engine::{Claim, Engine, EngineError, Position, StreamKey};
 use websocketd::broadcast::cluster::nats::open;
 use websocketd::broadcast::cluster::target::ClusterTarget;
+
+impl EngineServer for NatsServer {
+    fn start() -> Self {
+        NatsServer::start_with(nats::NatsOptions::default())
+    }
+
+    fn url(&self, name: &str) -> String {
+        NatsServer::url(self, name)
+    }
+
+    fn pid(&self) -> u32 {
+        NatsServer::pid(self).unwrap_or(0)
+    }
+
+    fn stop(&mut self) {
+        NatsServer::stop(self);
+    }
+
+    fn restart(&mut self) {
+        self.restart_empty();
+    }
+}
+
+#[test]
+fn nats_fixture_restarts_on_its_port_and_stops_by_pid() {
+    let mut server = NatsServer::start();
+    let first = NatsServer::pid(&server).unwrap();
+    assert!(alive(first));
+    assert!(server
+        .url("feed")
+        .ends_with(&format!(":{}/feed", server.port)));
+    let store = server.dir.join("store");
+    assert!(
+        store.join("jetstream").is_dir(),
+        "JetStream keeps its store there"
+    );
+    server.restart();
+    assert!(!alive(first));
+    let second = NatsServer::pid(&server).unwrap();
+    assert_ne!(second, first);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok());
+    server.stop();
+    assert!(!alive(second));
+    let dir = server.dir.clone();
+    drop(server);
+    assert!(!dir.exists(), "nothing is left behind");
+}
 
 const LEASE: Duration = Duration::from_millis(600);
 const START: Position = Position {
@@ -30,6 +83,7 @@ fn engine(server: &NatsServer, name: &str) -> Arc<dyn Engine> {
             name: name.into(),
             route: "/".into(),
         },
+        0,
     )
 }
 
