@@ -39,7 +39,7 @@ scenarios and their options (defaults in brackets):
   backpressure     --rate R [1000] --seconds S [10] --drain D [5]
   churn            --concurrency N [50] --count M [1000] --wait-ms W [5000]
   slowloris        --connections N [2000] --seconds S [30] --interval-ms I [1000]
-  pingflood        --count N [1000000] --size B [125] --stall-seconds S [10]
+  pingflood        --count N [1000000] --size B [125] --stall-seconds S [10] --hold-seconds S [5]
   fanout           --connections N [100] --parallel P [200] --sources K [1]
                    --seconds S [5] --warmup W [1]   (broadcast: N receivers, one program)
   idle             --connections N [10000] --parallel P [200] --sources K [1]

@@ -149,12 +149,15 @@ pub async fn slowloris(args: &Args) -> Result<Report, Error> {
 
 /// Upgrades one connection, then writes `--count` masked pings of `--size` bytes and
 /// never reads. Stops when all are written, when the server drops the connection, or when
-/// a write has been blocked for `--stall-seconds` (the server stopped reading).
+/// a write has been blocked for `--stall-seconds` (the server stopped reading); then keeps
+/// the connection open, still not reading, for `--hold-seconds`, so that whatever the
+/// server queued for it can be seen in the server's memory.
 pub async fn pingflood(args: &Args) -> Result<Report, Error> {
     let url = args.url()?;
     let count = args.u64("count", 1_000_000)?;
     let size = args.usize("size", 125)?.min(125);
     let stall = Duration::from_secs_f64(args.f64("stall-seconds", 10.0)?);
+    let hold = Duration::from_secs_f64(args.f64("hold-seconds", 5.0)?);
     args.finish()?;
 
     let mut stream = TcpStream::connect(url.authority.as_str()).await?;
@@ -186,9 +189,12 @@ pub async fn pingflood(args: &Args) -> Result<Report, Error> {
             }
         }
     }
+    let seconds = t0.elapsed().as_secs_f64();
+    time::sleep(hold).await;
+    drop(stream);
     let mut r = Report::new("pingflood");
     r.int("pings_sent", sent);
     r.text("outcome", outcome);
-    r.num("seconds", t0.elapsed().as_secs_f64());
+    r.num("seconds", seconds);
     Ok(r)
 }
