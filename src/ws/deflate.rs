@@ -135,6 +135,9 @@ fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
     parts
 }
 
+/// Scratch capacity a compressor keeps between bursts when its zlib state stays too.
+const IDLE_SCRATCH: usize = 4 * 1024;
+
 /// Compresses outgoing messages.
 pub struct Deflater {
     level: u32,
@@ -142,6 +145,25 @@ pub struct Deflater {
     window_bits: u8,
     no_context_takeover: bool,
     state: Option<Compress>,
+    /// Where each message is compressed; reused, so that a stream of short messages
+    /// allocates nothing per message.
+    scratch: Vec<u8>,
+}
+
+/// A message's compressed payload, in the compressor's scratch buffer until it is copied
+/// next to its header or taken whole.
+pub struct Compressed<'a>(&'a mut Vec<u8>);
+
+impl Compressed<'_> {
+    /// The compressed bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.0
+    }
+
+    /// Takes the bytes without copying them (for long payloads, written where they are).
+    pub fn into_bytes(self) -> bytes::Bytes {
+        bytes::Bytes::from(std::mem::take(self.0))
+    }
 }
 
 impl Deflater {
@@ -153,12 +175,13 @@ impl Deflater {
             window_bits: agreement.server_max_window_bits,
             no_context_takeover: agreement.server_no_context_takeover,
             state: None,
+            scratch: Vec::new(),
         }
     }
 
     /// The compressed payload of a message, or `None` to send it as it is (too short, or
     /// compression failed).
-    pub fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+    pub fn compress(&mut self, payload: &[u8]) -> Option<Compressed<'_>> {
         if payload.len() < self.min_size {
             return None;
         }
@@ -166,17 +189,18 @@ impl Deflater {
         let state = self.state.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
         });
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+        let out = &mut self.scratch;
+        out.clear();
+        // Deflate output is at most a few bytes per block larger than its input: one call
+        // nearly always suffices.
+        out.reserve(payload.len() + payload.len() / 256 + 64);
         let mut input = payload;
         loop {
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(1024));
             }
             let before = state.total_in();
-            if state
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .is_err()
-            {
+            if state.compress_vec(input, out, FlushCompress::Sync).is_err() {
                 self.state = None;
                 return None;
             }
@@ -192,14 +216,17 @@ impl Deflater {
         if self.no_context_takeover {
             state.reset();
         }
-        Some(out)
+        Some(Compressed(out))
     }
 
     /// Nothing is being sent: without context takeover the zlib state is not needed until
-    /// the next message, so it is released.
+    /// the next message, so it is released, and so is a scratch buffer a long message grew.
     pub fn idle(&mut self) {
         if self.no_context_takeover {
             self.state = None;
+            self.scratch = Vec::new();
+        } else if self.scratch.capacity() > IDLE_SCRATCH {
+            self.scratch = Vec::new();
         }
     }
 }
@@ -360,7 +387,7 @@ mod tests {
         let mut deflater = Deflater::new(settings, agreement);
         let mut inflater = Inflater::new(agreement);
         for message in messages {
-            let compressed = deflater.compress(message).unwrap();
+            let compressed = deflater.compress(message).unwrap().as_slice().to_vec();
             let mut out = Vec::new();
             let cut = compressed.len() / 2;
             inflater
@@ -407,7 +434,11 @@ mod tests {
             },
             &agreement,
         );
-        let bomb = deflater.compress(&vec![0u8; 8 << 20]).unwrap();
+        let bomb = deflater
+            .compress(&vec![0u8; 8 << 20])
+            .unwrap()
+            .as_slice()
+            .to_vec();
         assert!(bomb.len() < 64 * 1024);
         let mut inflater = Inflater::new(&agreement);
         let mut out = Vec::new();
@@ -443,7 +474,7 @@ mod tests {
             },
             &agreement,
         );
-        assert_eq!(deflater.compress(b"tiny"), None);
+        assert!(deflater.compress(b"tiny").is_none());
         assert!(deflater.compress(b"long enough to compress").is_some());
     }
 }

@@ -279,6 +279,16 @@ fn split(io: Upgraded) -> (Reader, Writer, Bytes) {
     (Box::new(r), Box::new(w), Bytes::new())
 }
 
+/// Appends a whole frame (header and payload) to the gathering buffer; returns its size.
+fn stage(staging: &mut BytesMut, opcode: u8, rsv1: bool, payload: &[u8]) -> usize {
+    let mut header = [0u8; MAX_HEADER];
+    let n = frame::encode(&mut header, true, rsv1, opcode, payload.len());
+    staging.reserve(n + payload.len());
+    staging.extend_from_slice(&header[..n]);
+    staging.extend_from_slice(payload);
+    n + payload.len()
+}
+
 impl Sender {
     /// Waits until another message can be queued (the queue is written while it is full, and
     /// owed control frames go out). Safe to cancel: nothing is lost.
@@ -308,22 +318,29 @@ impl Sender {
             return Err(Closed);
         }
         crate::metrics::message_out(payload.len());
-        let (payload, compressed) = match self.deflate.as_mut().and_then(|d| d.compress(&payload)) {
-            Some(smaller) => (Bytes::from(smaller), true),
-            None => (payload, false),
-        };
-        self.queue_frame(opcode, compressed, payload);
+        match self.deflate.as_mut().and_then(|d| d.compress(&payload)) {
+            // Short compressed payloads go from the compressor's scratch buffer straight
+            // next to their header: nothing is allocated per message.
+            Some(smaller) if smaller.as_slice().len() < COPY_LIMIT => {
+                self.queued += stage(&mut self.staging, opcode, true, smaller.as_slice());
+            }
+            Some(smaller) => {
+                let payload = smaller.into_bytes();
+                self.queue_frame(opcode, true, payload);
+            }
+            None => self.queue_frame(opcode, false, payload),
+        }
         Ok(())
     }
 
     fn queue_frame(&mut self, opcode: u8, rsv1: bool, payload: Bytes) {
-        let mut header = [0u8; MAX_HEADER];
-        let n = frame::encode(&mut header, true, rsv1, opcode, payload.len());
-        self.staging.extend_from_slice(&header[..n]);
-        self.queued += n + payload.len();
         if payload.len() < COPY_LIMIT {
-            self.staging.extend_from_slice(&payload);
+            self.queued += stage(&mut self.staging, opcode, rsv1, &payload);
         } else {
+            let mut header = [0u8; MAX_HEADER];
+            let n = frame::encode(&mut header, true, rsv1, opcode, payload.len());
+            self.staging.extend_from_slice(&header[..n]);
+            self.queued += n + payload.len();
             self.seal(false);
             self.queue.push_back(Piece {
                 data: payload,
