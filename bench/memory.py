@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Memory per WebSocket connection, with and without permessage-deflate.
 
-    bench/memory.py [--binary PATH] [--connections N]
+    bench/memory.py [--binary [NAME=]PATH ...] [--connections N]
 
-For each mode it starts `websocketd --compress cat` on 127.0.0.1, opens N connections and
+For each mode and each binary it starts `websocketd --compress cat` on 127.0.0.1 (without
+--compress, and the no-compression modes only, for a build that lacks the flag), opens N connections and
 reads the daemon's RSS (VmRSS) before and after, then gives (after − before) ÷ N in KiB.
 "idle" connections have exchanged nothing; "after a message" connections each echoed one
 1 KiB text message (compressed both ways when deflate was negotiated) and then went quiet.
@@ -101,9 +102,15 @@ def echo_once(sock, deflate):
     assert body == MESSAGE, "echo differs"
 
 
+def has_compress(binary):
+    out = subprocess.run([binary, "--help"], capture_output=True, timeout=10)
+    return b"--compress" in out.stdout + out.stderr
+
+
 def measure(binary, n, offer, message):
     port = free_port()
-    proc = subprocess.Popen([binary, f"--port={port}", "--address=127.0.0.1", "--compress",
+    compress = ["--compress"] if has_compress(binary) else []
+    proc = subprocess.Popen([binary, f"--port={port}", "--address=127.0.0.1", *compress,
                              "--loglevel=error", "cat"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -137,16 +144,27 @@ def measure(binary, n, offer, message):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "websocketd"))
+    p.add_argument("--binary", action="append", default=[], metavar="[NAME=]PATH",
+                   help="a websocketd build (repeatable; default target/release/websocketd)")
     p.add_argument("--connections", type=int, default=200)
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
-    print(f"| connection state | daemon RSS per connection, KiB (median of {args.runs}) |")
-    print("|---|---|")
+    binaries = [b.split("=", 1) if "=" in b else (b, b) for b in args.binary] or [
+        ("ours", os.path.join(ROOT, "target", "release", "websocketd"))]
+    print(f"KiB of daemon RSS per connection, median of {args.runs} runs of "
+          f"{args.connections} connections\n")
+    print("| connection state | " + " | ".join(name for name, _ in binaries) + " |")
+    print("|---|" + "---|" * len(binaries))
     for label, offer, message in MODES:
-        values = sorted(measure(args.binary, args.connections, offer, message)
-                        for _ in range(args.runs))
-        print(f"| {label} | {values[len(values) // 2]:.1f} |")
+        cells = []
+        for _, binary in binaries:
+            if offer and not has_compress(binary):
+                cells.append("–")
+                continue
+            values = sorted(measure(binary, args.connections, offer, message)
+                            for _ in range(args.runs))
+            cells.append(f"{values[len(values) // 2]:.1f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
         sys.stdout.flush()
 
 

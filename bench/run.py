@@ -23,8 +23,8 @@ bench/loadgen/src/bin/ceiling.rs) and `--also previous=/path/to/an/older/websock
 Three groups run only when named (`--scenarios tls,http,compress`) or with --smoke: `tls`
 measures each server over ws:// and wss:// (a throwaway CA and certificate made with the
 openssl CLI), `http` measures static files and a CGI script with wrk, `compress` streams
-log lines to a client with and without permessage-deflate (ours and --also servers named
-`previous` are skipped when they cannot compress: only servers that accept --compress run it).
+log lines to a client with and without permessage-deflate (the --compress rows run on every
+server whose --help lists --compress; the other compression levels on ours only).
 
 Python 3 standard library only. See docs/benchmarks.md.
 """
@@ -137,7 +137,8 @@ class Case:
     """One row group of the table: a scenario with fixed parameters."""
 
     def __init__(self, scenario, name, program, loadgen_args, metrics, server_flags=(),
-                 timeout=300, hold=False, command=None, http_load=None, only=None):
+                 timeout=300, hold=False, command=None, http_load=None, only=None,
+                 needs_compress=False):
         self.scenario = scenario
         self.name = name
         self.program = program
@@ -149,6 +150,7 @@ class Case:
         self.command = command or scenario  # the loadgen subcommand
         self.http_load = http_load  # http: measured with wrk instead of the loadgen
         self.only = only  # the server names that can run it (None: every server)
+        self.needs_compress = needs_compress  # only servers that have --compress run it
         self.connections = 0
         if "--connections" in self.loadgen_args:
             self.connections = int(self.loadgen_args[self.loadgen_args.index("--connections") + 1])
@@ -211,15 +213,22 @@ def build_cases(smoke, http_flags=()):
         [Metric("sent", "messages sent", True, fmt="{:.0f}"),
          Metric("received", "echoes received", True, fmt="{:.0f}")]))
     lines = 5_000 if s else 200_000
-    for deflate in (False, True):
+    # The plain stream (every server), --compress at the default level (every server that
+    # has the flag), and ours at the other levels.
+    for deflate, level in ((False, None), (True, None), (True, 3), (True, 6), (True, 9)):
+        if s and level:
+            continue
+        flags = ["--compress"] if deflate else []
+        if level:
+            flags.append(f"--compresslevel={level}")
         cases.append(Case(
-            "compress", "log stream" + (", --compress" if deflate else ""),
+            "compress", "log stream" + (", " + " ".join(flags) if flags else ""),
             ["python3", "-c", LOG_SOURCE, LOG_FILE, str(lines)],
             ["--expect-lines", lines, "--deflate", int(deflate)],
             [Metric("msgs_per_s", "lines/s", True, fmt="{:.0f}"),
              Metric("wire_bytes_per_msg", "wire bytes per line", False, fmt="{:.1f}")],
-            server_flags=["--compress"] if deflate else [], command="log-stream",
-            only=("ours",) if deflate else ("ours", "previous", "theirs")))
+            server_flags=flags, command="log-stream",
+            only=("ours",) if level else None, needs_compress=deflate))
     # tls: the same loads as handshake and echo-throughput; each server runs them over
     # ws:// and over wss:// (see run_scenarios).
     for conc, count, small in ((1, 2000, 20), (50, 5000, 100)):
@@ -753,13 +762,20 @@ def build_table(cases, results, have_theirs, theirs_label, also=()):
 
 
 def compress_ratios(cases, results):
-    """Ours with --compress against ours without, within each repetition."""
-    plain = results.get(cases[0].name, {}).get("ours", [])
-    packed = results.get(cases[-1].name, {}).get("ours", []) if len(cases) > 1 else []
-    rate = ratio_cell(packed, plain, cases[0].metrics[0], oriented=False)
-    size = ratio_cell(plain, packed, cases[0].metrics[1], oriented=False)
-    return (f"Ours with --compress against ours without: {rate}× the lines/s, "
-            f"{size}× fewer bytes on the wire (medians of per-repetition ratios).")
+    """Each server with --compress (at each level) against itself without, within each
+    repetition."""
+    plain = results.get(cases[0].name, {})
+    rate_metric, size_metric = cases[0].metrics[0], cases[0].metrics[1]
+    lines = []
+    for case in cases[1:]:
+        for name, packed in results.get(case.name, {}).items():
+            base = plain.get(name, [])
+            rate = ratio_cell(packed, base, rate_metric, oriented=False)
+            size = ratio_cell(base, packed, size_metric, oriented=False)
+            what = case.name.split(", ", 1)[-1]
+            lines.append(f"- {name} with `{what}` against {name} without: {rate}× the "
+                         f"lines/s, {size}× fewer bytes on the wire")
+    return ("Medians of per-repetition ratios:\n\n" + "\n".join(lines) + "\n")
 
 
 def build_tls_table(cases, results, have_theirs):
@@ -972,6 +988,15 @@ def git_revision():
         return "unknown"
 
 
+def has_compress(binary):
+    """Whether a server's --help lists --compress (ours since permessage-deflate)."""
+    try:
+        out = subprocess.run([binary, "--help"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"--compress" in out.stdout + out.stderr
+
+
 def run_cases(cases, servers, loadgen, runs, fixtures, server_flags=None):
     """Every case, `runs` repetitions, each server (and for tls each server over ws://
     and wss://) in an order that alternates between repetitions. Returns (results,
@@ -981,7 +1006,8 @@ def run_cases(cases, servers, loadgen, runs, fixtures, server_flags=None):
     for case in cases:
         variants = [(name, binary, False) for name, binary in servers
                     if (case.only is None or name in case.only)
-                    and (name != "ceiling" or case.scenario in CEILING_SCENARIOS)]
+                    and (name != "ceiling" or case.scenario in CEILING_SCENARIOS)
+                    and (not case.needs_compress or has_compress(binary))]
         if case.scenario == "tls":
             variants = [(f"{name} {scheme}", binary, scheme == "wss")
                         for name, binary in servers for scheme in ("ws", "wss")]
