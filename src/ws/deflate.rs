@@ -271,7 +271,12 @@ impl Inflater {
         if last {
             self.run(&TRAILER, out, limit)?;
             if self.no_context_takeover {
-                self.state = None;
+                // The next message starts afresh; the state itself is kept while messages
+                // keep coming (re-creating it per message costs an allocation and its
+                // set-up) and released by `idle`.
+                if let Some(state) = self.state.as_mut() {
+                    state.reset(false);
+                }
             }
         }
         Ok(())
@@ -379,7 +384,7 @@ mod tests {
         assert_eq!(a.server_max_window_bits, 15);
     }
 
-    fn round_trip(agreement: &Agreement, messages: &[Vec<u8>]) {
+    fn round_trip(agreement: &Agreement, messages: &[Vec<u8>], idle_between: bool) {
         let settings = CompressSettings {
             level: 1,
             min_size: 0,
@@ -397,8 +402,10 @@ mod tests {
                 .inflate(&compressed[cut..], true, &mut out, usize::MAX)
                 .unwrap();
             assert_eq!(&out, message);
-            deflater.idle();
-            inflater.idle();
+            if idle_between {
+                deflater.idle();
+                inflater.idle();
+            }
         }
     }
 
@@ -419,7 +426,9 @@ mod tests {
                     server_max_window_bits: bits,
                     client_max_window_bits: bits,
                 };
-                round_trip(&agreement, &messages);
+                // Messages in a burst (state kept) and one at a time (released between).
+                round_trip(&agreement, &messages, false);
+                round_trip(&agreement, &messages, true);
             }
         }
     }
