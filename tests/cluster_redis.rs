@@ -24,3 +24,38 @@ fn redis_fixture_restarts_on_its_port_and_stops_by_pid() {
     redis.stop();
     assert!(!alive(second));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_show_the_same_stream_from_one_program() {
+    cluster::same_stream_everywhere::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_runner_fails_over_within_the_lease_without_duplicates() {
+    cluster::failover_after_sigkill::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_stopped_past_its_lease_is_fenced_and_stops_its_program() {
+    cluster::fenced_after_sigstop::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_recover_when_redis_restarts_empty() {
+    cluster::engine_restart::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_from_two_instances_reaches_the_one_program_in_order() {
+    cluster::input_from_two_instances::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_releases_the_claim() {
+    cluster::graceful_shutdown_hands_over::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_engine_keeps_the_engine_contract() {
+    cluster::engine_contract::<RedisServer>().await;
+}

@@ -61,6 +61,9 @@ pub struct HubSettings {
     /// Most messages published at once: half of `--maxqueue`, so that a client whose
     /// writer keeps up never has more than `--maxqueue` waiting.
     pub max_batch: usize,
+    /// `--cluster`: the program is started and stopped by the cluster's runner claim
+    /// ([`Hub::start_epoch`], [`Hub::stop_epoch`]), never by clients joining.
+    pub clustered: bool,
 }
 
 /// Why a client cannot join.
@@ -101,6 +104,10 @@ struct Run {
     stop: Arc<Notify>,
     stopping: bool,
 }
+
+/// Completes when a program started with [`Hub::start_epoch`] has ended and its clients
+/// were told.
+pub type RunEnded = tokio::sync::oneshot::Receiver<()>;
 
 /// A client's membership; leaving (dropping it) may stop the program.
 pub struct Member {
@@ -160,6 +167,12 @@ impl Hub {
         &self.bus
     }
 
+    /// Keeps graceful shutdown waiting until it is dropped (the cluster's lease loop holds
+    /// one while it holds the claim, so the claim is released before the daemon exits).
+    pub fn session_guard(&self) -> SessionGuard {
+        self.sessions.enter()
+    }
+
     /// The settings the hub runs with.
     pub fn settings(&self) -> &HubSettings {
         &self.settings
@@ -175,7 +188,12 @@ impl Hub {
     /// exactly one program.
     pub fn join(self: &Arc<Self>) -> Result<Member, JoinError> {
         let mut state = self.lock();
-        let epoch = self.ensure_running(&mut state)?;
+        // In a cluster a client follows whatever program runs anywhere, from now on.
+        let epoch = if self.settings.clustered {
+            0
+        } else {
+            self.ensure_running(&mut state)?
+        };
         state.members += 1;
         state.generation += 1;
         let subscription = self.bus.subscribe(epoch, self.settings.replay);
@@ -188,8 +206,34 @@ impl Hub {
 
     /// Starts the program at daemon start-up.
     pub fn prestart(self: &Arc<Self>) -> Result<(), JoinError> {
+        if self.settings.clustered {
+            return Ok(());
+        }
         let mut state = self.lock();
         self.ensure_running(&mut state).map(|_| ())
+    }
+
+    /// Cluster: starts the program as the runner of `epoch` (the claim the cluster gave
+    /// this instance). A program of an earlier epoch must have ended.
+    pub fn start_epoch(self: &Arc<Self>, epoch: u64) -> Result<RunEnded, JoinError> {
+        let mut state = self.lock();
+        if state.run.is_some() {
+            return Err(JoinError::Launch(
+                "the previous program is still stopping".to_string(),
+            ));
+        }
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        self.spawn_run(&mut state, epoch, Some(ended_tx))?;
+        Ok(ended)
+    }
+
+    /// Cluster: stops the program of `epoch` (the claim is lost or given up) with the
+    /// termination ladder.
+    pub fn stop_epoch(&self, epoch: u64) {
+        let mut state = self.lock();
+        if state.run.as_ref().is_some_and(|run| run.epoch == epoch) {
+            stop_run(&mut state);
+        }
     }
 
     /// The epoch of the running program, starting it first if needed.
@@ -197,6 +241,18 @@ impl Hub {
         if let Some(run) = state.run.as_ref().filter(|run| !run.stopping) {
             return Ok(run.epoch);
         }
+        let epoch = state.epoch + 1;
+        self.spawn_run(state, epoch, None)?;
+        Ok(epoch)
+    }
+
+    /// Starts the program as the run of `epoch`; `ended` is dropped when the run is over.
+    fn spawn_run(
+        self: &Arc<Self>,
+        state: &mut HubState,
+        epoch: u64,
+        ended: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(), JoinError> {
         if *self.shutdown.borrow() {
             return Err(JoinError::ShuttingDown);
         }
@@ -224,8 +280,7 @@ impl Hub {
             }
             JoinError::Launch(format!("Could not launch process {command} ({err})"))
         })?;
-        state.epoch += 1;
-        let epoch = state.epoch;
+        state.epoch = epoch;
         let stop = Arc::new(Notify::new());
         state.run = Some(Run {
             epoch,
@@ -233,8 +288,12 @@ impl Hub {
             stopping: false,
         });
         let guard = self.sessions.enter();
-        tokio::spawn(self.clone().run(program, slot, guard, epoch, stop));
-        Ok(epoch)
+        let hub = self.clone();
+        tokio::spawn(async move {
+            hub.run(program, slot, guard, epoch, stop).await;
+            drop(ended);
+        });
+        Ok(())
     }
 
     /// A client left: the program stops when nobody is left, after `--lingerms`.

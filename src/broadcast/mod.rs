@@ -37,6 +37,7 @@ pub struct Hubs {
     launch: Launch,
     passenv: Vec<(String, OsString)>,
     tls: bool,
+    close_ms: u64,
     server_name: String,
     server_port: String,
     forks: ForkLimiter,
@@ -110,6 +111,7 @@ impl Hubs {
                 input: settings.input,
                 ptys: config.output_terminals(),
                 max_batch: (settings.max_queue.unwrap_or(1024) / 2).max(1),
+                clustered: settings.cluster.is_some(),
             },
             client_settings: ClientSettings {
                 binary: config.binary,
@@ -122,6 +124,7 @@ impl Hubs {
             launch,
             passenv: config.passenv.clone(),
             tls: config.tls.is_some(),
+            close_ms: config.close_ms,
             server_name: server_name.trim_matches(['[', ']']).to_string(),
             server_port,
             forks,
@@ -150,29 +153,62 @@ impl Hubs {
                         tls: self.tls,
                     },
                 );
-                let bus = Arc::new(local::LocalBus::new(
-                    self.settings.max_queue,
-                    self.settings.replay,
-                ));
-                Arc::new(Hub::new(
-                    ProgramSpec {
-                        program: route.program,
-                        args: route.args,
-                        env,
-                    },
-                    self.hub_settings.clone(),
-                    bus,
-                    self.forks.clone(),
-                    self.sessions.clone(),
-                    self.shutdown.clone(),
-                ))
+                let spec = ProgramSpec {
+                    program: route.program,
+                    args: route.args,
+                    env,
+                };
+                self.new_hub(spec, &route.script_name)
             })
             .clone()
     }
 
+    /// A hub with its bus: local, or shared through the cluster's engine.
+    fn new_hub(&self, spec: ProgramSpec, script_name: &[u8]) -> Arc<Hub> {
+        let hub = |bus: Arc<dyn bus::Bus>| {
+            Arc::new(Hub::new(
+                spec.clone(),
+                self.hub_settings.clone(),
+                bus,
+                self.forks.clone(),
+                self.sessions.clone(),
+                self.shutdown.clone(),
+            ))
+        };
+        let local = || {
+            Arc::new(local::LocalBus::new(
+                self.settings.max_queue,
+                self.settings.replay,
+            ))
+        };
+        let Some(settings) = &self.settings.cluster else {
+            return hub(local());
+        };
+        match cluster::bus(settings, &self.settings, script_name, self.shutdown.clone()) {
+            Ok(bus) => {
+                let shared = hub(bus.clone());
+                cluster::start(
+                    shared.clone(),
+                    bus,
+                    settings,
+                    &self.settings,
+                    self.close_ms,
+                    self.shutdown.clone(),
+                );
+                shared
+            }
+            Err(message) => {
+                // Flag validation only lets engines of this build through.
+                logging::server(Level::Error, &format!("Cluster: {message}"));
+                hub(local())
+            }
+        }
+    }
+
     /// `--prestart`: starts the command, or every program at the top of `--dir`.
     pub fn prestart(&self) {
-        if !self.settings.prestart {
+        // A cluster keeps its program running somewhere from the start.
+        if !self.settings.prestart && self.settings.cluster.is_none() {
             return;
         }
         for route in self.prestart_routes() {

@@ -437,6 +437,11 @@ fn cluster_settings(parsed: &goflag::Parsed) -> Result<Option<ClusterSettings>, 
     };
     let password = std::env::var(PASSWORD_ENV).ok();
     let target = ClusterTarget::parse(url, password)?;
+    if !crate::broadcast::cluster::has_engine(target.engine) {
+        return Err(format!(
+            "--cluster={target}: this build has no engine for it"
+        ));
+    }
     let role = match role.unwrap_or("any") {
         "any" => ClusterRole::Any,
         "runner" => ClusterRole::Runner,
@@ -733,7 +738,7 @@ mod tests {
         assert_eq!(cluster.target.name, "feed");
         let cluster = run(&[
             "--broadcast",
-            "--cluster=nats+tls://u:p@h/x",
+            "--cluster=rediss://u:p@h/x",
             "--clusterrole=relay",
             "--leasems=5000",
             "cat",

@@ -345,3 +345,495 @@ pub async fn same_stream_everywhere<E: EngineServer>() {
     let total: usize = running(&refs).iter().map(Vec::len).sum();
     assert_eq!(total, 1, "programs: {:?}", running(&refs));
 }
+
+/// Starts the engine and three instances running [`COUNTER`]; waits for the one runner.
+fn counter_cluster<E: EngineServer>(name: &str, lease_ms: u64) -> (E, Vec<Server>, usize, u32) {
+    let engine = E::start();
+    let url = engine.url(name);
+    let servers: Vec<Server> = (0..3)
+        .map(|_| instance(&url, lease_ms, &[], COUNTER))
+        .collect();
+    let refs: Vec<&Server> = servers.iter().collect();
+    let (runner, pid) = one_runner(&refs, DEADLINE).expect("exactly one program in the cluster");
+    (engine, servers, runner, pid)
+}
+
+/// Two clients on each instance.
+async fn clients(servers: &[Server]) -> Vec<(usize, Watcher)> {
+    let mut watchers = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        for _ in 0..2 {
+            watchers.push((i, Watcher::connect(&server.url("/")).await));
+        }
+    }
+    watchers
+}
+
+/// Waits until every watcher has a [`COUNTER`] line from a program other than `old`
+/// (`None`: from any program); returns that program's PID.
+async fn wait_new_program(watchers: &[&Watcher], old: Option<u32>, timeout: Duration) -> u32 {
+    let mut pid = None;
+    for watcher in watchers {
+        assert!(
+            watcher
+                .wait_for(timeout, |t| counter_line(t)
+                    .is_some_and(|(p, _)| Some(p) != old))
+                .await,
+            "no line from a new program: {:?} (closed: {:?})",
+            watcher.texts(),
+            watcher.closed()
+        );
+        let seen = watcher
+            .texts()
+            .iter()
+            .filter_map(|t| counter_line(t))
+            .map(|(p, _)| p)
+            .find(|&p| Some(p) != old);
+        if pid.is_none() {
+            pid = seen;
+        }
+    }
+    pid.expect("a new program")
+}
+
+/// The highest number of program `pid` any watcher received.
+fn highest_of(watchers: &[&Watcher], pid: u32) -> u64 {
+    watchers
+        .iter()
+        .flat_map(|w| w.texts())
+        .filter_map(|t| counter_line(&t))
+        .filter(|&(p, _)| p == pid)
+        .map(|(_, n)| n)
+        .max()
+        .unwrap_or(0)
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Scenario: SIGKILL the runner's instance; another instance runs the program within the
+/// lease + 1 s, the clients of the others stay connected, receive the new program's lines,
+/// and no client receives a line twice.
+pub async fn failover_after_sigkill<E: EngineServer>() {
+    let lease_ms = 2000;
+    let (_engine, servers, runner, old) = counter_cluster::<E>("kill", lease_ms);
+    let watchers = clients(&servers).await;
+    let survivors: Vec<&Watcher> = watchers
+        .iter()
+        .filter(|(i, _)| *i != runner)
+        .map(|(_, w)| w)
+        .collect();
+    for watcher in &survivors {
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t).is_some())
+                .await
+        );
+    }
+    signal(servers[runner].pid(), "KILL");
+    let killed = Instant::now();
+    let others: Vec<&Server> = servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != runner)
+        .map(|(_, s)| s)
+        .collect();
+    let taken = one_runner(&others, DEADLINE).expect("another instance runs the program");
+    let took = killed.elapsed();
+    assert!(
+        took <= failover_bound(lease_ms),
+        "failover took {took:?}, more than the lease + 1 s"
+    );
+    assert_ne!(taken.1, old);
+    let new = wait_new_program(&survivors, Some(old), DEADLINE).await;
+    assert_eq!(new, taken.1);
+    for watcher in &survivors {
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t)
+                    .is_some_and(|(p, n)| p == new && n >= 10))
+                .await
+        );
+        assert_eq!(
+            watcher.closed(),
+            None,
+            "a client of a survivor was disconnected"
+        );
+        assert_no_duplicates(&watcher.texts(), "a client of a survivor");
+    }
+    let transcripts: Vec<Vec<String>> = survivors.iter().map(|w| w.texts()).collect();
+    assert_same_order(&transcripts);
+    let total: usize = running(&others).iter().map(Vec::len).sum();
+    assert_eq!(total, 1, "programs: {:?}", running(&others));
+}
+
+/// Scenario: SIGSTOP the runner's instance past its lease, then SIGCONT it: its program is
+/// stopped and nothing it printed meanwhile reaches any client.
+pub async fn fenced_after_sigstop<E: EngineServer>() {
+    let lease_ms = 2000;
+    let (_engine, servers, runner, old) = counter_cluster::<E>("stop", lease_ms);
+    let watchers = clients(&servers).await;
+    let all: Vec<&Watcher> = watchers.iter().map(|(_, w)| w).collect();
+    for watcher in &all {
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t).is_some())
+                .await
+        );
+    }
+    signal(servers[runner].pid(), "STOP");
+    let others: Vec<&Server> = servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != runner)
+        .map(|(_, s)| s)
+        .collect();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        one_runner(&others, DEADLINE).expect("another instance runs the program")
+    }));
+    let survivors: Vec<&Watcher> = watchers
+        .iter()
+        .filter(|(i, _)| *i != runner)
+        .map(|(_, w)| w)
+        .collect();
+    let new = match result {
+        Ok(_) => wait_new_program(&survivors, Some(old), DEADLINE).await,
+        Err(panic) => {
+            signal(servers[runner].pid(), "CONT");
+            std::panic::resume_unwind(panic);
+        }
+    };
+    // Everything the old program had written before the stop has reached the clients by
+    // now; whatever it printed while its instance was stopped must never arrive.
+    let before = highest_of(&all, old);
+    assert!(
+        super::common::alive(old),
+        "the old program keeps printing meanwhile"
+    );
+    signal(servers[runner].pid(), "CONT");
+    assert!(
+        wait_until(DEADLINE, || !super::common::alive(old)),
+        "the old runner did not stop its program"
+    );
+    for watcher in &all {
+        let target = highest_of(&[watcher], new) + 10;
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t)
+                    .is_some_and(|(p, n)| p == new && n >= target))
+                .await,
+            "{:?}",
+            watcher.texts()
+        );
+        assert_eq!(watcher.closed(), None);
+        assert_no_duplicates(&watcher.texts(), "a client");
+    }
+    assert_eq!(
+        highest_of(&all, old),
+        before,
+        "a fenced line reached a client"
+    );
+    let refs: Vec<&Server> = servers.iter().collect();
+    let total: usize = running(&refs).iter().map(Vec::len).sum();
+    assert_eq!(total, 1, "programs: {:?}", running(&refs));
+}
+
+/// Scenario: the engine stops and comes back empty; the instances keep their clients
+/// connected and recover without being restarted.
+pub async fn engine_restart<E: EngineServer>() {
+    let (mut engine, servers, _, old) = counter_cluster::<E>("restart", 2000);
+    let watchers = clients(&servers).await;
+    let all: Vec<&Watcher> = watchers.iter().map(|(_, w)| w).collect();
+    for watcher in &all {
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t).is_some())
+                .await
+        );
+    }
+    engine.stop();
+    // The outage lasts longer than the lease.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let refs: Vec<&Server> = servers.iter().collect();
+    assert!(
+        wait_until(DEADLINE, || running(&refs).iter().all(Vec::is_empty)),
+        "a runner that cannot renew stops its program: {:?}",
+        running(&refs)
+    );
+    for watcher in &all {
+        assert_eq!(
+            watcher.closed(),
+            None,
+            "clients stay connected during the outage"
+        );
+    }
+    engine.restart();
+    wait_new_program(&all, Some(old), DEADLINE).await;
+    for watcher in &all {
+        assert_eq!(watcher.closed(), None);
+        assert_no_duplicates(&watcher.texts(), "a client");
+    }
+    assert!(
+        one_runner(&refs, DEADLINE).is_some(),
+        "{:?}",
+        running(&refs)
+    );
+    for server in &servers {
+        assert!(
+            server
+                .stdout
+                .wait_for(DEADLINE, |l| l.contains("engine reachable again"))
+                .is_some(),
+            "{:?}",
+            server.stdout.all()
+        );
+        let unreachable = server
+            .stdout
+            .all()
+            .iter()
+            .filter(|l| l.contains("engine unreachable"))
+            .count();
+        assert!(unreachable <= 3, "logged per retry: {unreachable} lines");
+    }
+}
+
+/// Scenario: client input from two instances reaches the one program, in order per client.
+pub async fn input_from_two_instances<E: EngineServer>() {
+    let engine = E::start();
+    let url = engine.url("input");
+    let servers: Vec<Server> = (0..3)
+        .map(|_| instance(&url, 2000, &["--broadcastinput=lines"], ECHO))
+        .collect();
+    let refs: Vec<&Server> = servers.iter().collect();
+    one_runner(&refs, DEADLINE).expect("exactly one program in the cluster");
+    let (mut a, a_seen) = sender(&servers[0].url("/")).await;
+    let (mut b, b_seen) = sender(&servers[1].url("/")).await;
+    let c_seen = Watcher::connect(&servers[2].url("/")).await;
+    use futures_util::SinkExt;
+    for i in 1..=5 {
+        a.send(Message::text(format!("a{i}"))).await.unwrap();
+        b.send(Message::text(format!("b{i}"))).await.unwrap();
+    }
+    for watcher in [&a_seen, &b_seen, &c_seen] {
+        assert!(
+            watcher.wait_for(DEADLINE, |t| t == "got a5").await
+                && watcher.wait_for(DEADLINE, |t| t == "got b5").await,
+            "{:?}",
+            watcher.texts()
+        );
+        let texts = watcher.texts();
+        for who in ["a", "b"] {
+            let order: Vec<&String> = texts
+                .iter()
+                .filter(|t| t.starts_with(&format!("got {who}")))
+                .collect();
+            let want: Vec<String> = (1..=5).map(|i| format!("got {who}{i}")).collect();
+            assert_eq!(order, want.iter().collect::<Vec<_>>(), "{texts:?}");
+        }
+    }
+    let total: usize = running(&refs).iter().map(Vec::len).sum();
+    assert_eq!(total, 1);
+}
+
+/// Scenario: a runner stopped with SIGTERM releases its claim, so another instance takes
+/// over well before the lease would have expired.
+pub async fn graceful_shutdown_hands_over<E: EngineServer>() {
+    let lease_ms = 6000;
+    let (_engine, mut servers, runner, old) = counter_cluster::<E>("handover", lease_ms);
+    let mut stopped = servers.remove(runner);
+    stopped.signal("TERM");
+    let begun = Instant::now();
+    assert!(stopped.wait_exit(DEADLINE).is_some());
+    let refs: Vec<&Server> = servers.iter().collect();
+    let (_, pid) = one_runner(&refs, DEADLINE).expect("another instance runs the program");
+    assert_ne!(pid, old);
+    let took = begun.elapsed();
+    assert!(
+        took < Duration::from_millis(lease_ms),
+        "takeover took {took:?}: the claim was not released"
+    );
+    assert!(stopped
+        .stdout
+        .all()
+        .iter()
+        .any(|l| l.contains("claim released")));
+}
+
+/// Scenario: the engine keeps the contract of `websocketd::broadcast::cluster::engine`
+/// (claims, epochs, fenced and idempotent appends, reads, input), talked to directly.
+pub async fn engine_contract<E: EngineServer>() {
+    use bytes::Bytes;
+    use websocketd::broadcast::cluster::engine::{EngineError, Position, StreamKey, START};
+    use websocketd::broadcast::cluster::open_engine;
+    use websocketd::broadcast::cluster::target::ClusterTarget;
+
+    let mut server = E::start();
+    let target = ClusterTarget::parse(&server.url("contract"), None).unwrap();
+    let key = StreamKey {
+        name: target.name.clone(),
+        route: "/".into(),
+    };
+    let engine = open_engine(&target, &key, 100).unwrap();
+    let short = Duration::from_millis(600);
+    let at = |epoch, offset| Position { epoch, offset };
+    let data = |text: &str| Bytes::copy_from_slice(text.as_bytes());
+
+    let a = engine
+        .acquire("a", 0, short)
+        .await
+        .unwrap()
+        .expect("free claim");
+    assert!(a.epoch >= 1);
+    assert_eq!(
+        engine.acquire("b", 0, short).await.unwrap(),
+        None,
+        "claim held"
+    );
+    engine
+        .append(&a, 1, vec![data("x1"), data("x2")])
+        .await
+        .unwrap();
+    engine
+        .append(&a, 1, vec![data("x1"), data("x2")])
+        .await
+        .unwrap();
+    engine.append(&a, 3, vec![data("x3")]).await.unwrap();
+    let records = engine.read(START, 10, short).await.unwrap();
+    let got: Vec<(Position, Bytes)> = records.into_iter().map(|r| (r.position, r.data)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (at(a.epoch, 1), data("x1")),
+            (at(a.epoch, 2), data("x2")),
+            (at(a.epoch, 3), data("x3"))
+        ],
+        "a retried append must not duplicate"
+    );
+    let last: Vec<Bytes> = engine
+        .last(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.data)
+        .collect();
+    assert_eq!(last, vec![data("x2"), data("x3")]);
+    let waited = Instant::now();
+    assert!(engine
+        .read(at(a.epoch, 3), 10, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        waited.elapsed() >= Duration::from_millis(250),
+        "read waits for records"
+    );
+    engine.renew(&a, short).await.unwrap();
+
+    // Let the claim expire: another holder gets a higher epoch and the old one is fenced.
+    let b = loop {
+        if let Some(b) = engine
+            .acquire("b", 0, Duration::from_secs(5))
+            .await
+            .unwrap()
+        {
+            break b;
+        }
+        assert!(waited.elapsed() < DEADLINE, "the claim never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(b.epoch > a.epoch);
+    assert_eq!(engine.renew(&a, short).await, Err(EngineError::Fenced));
+    assert_eq!(
+        engine.append(&a, 4, vec![data("stale")]).await,
+        Err(EngineError::Fenced)
+    );
+    assert_eq!(
+        engine.take_input(&a, 10, short).await,
+        Err(EngineError::Fenced)
+    );
+    engine.append(&b, 1, vec![data("y1")]).await.unwrap();
+    let records = engine.read(at(a.epoch, 3), 10, short).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].position, &records[0].data),
+        (at(b.epoch, 1), &data("y1"))
+    );
+
+    // Input: pushed by anyone, taken once by the holder, in order.
+    engine.push_input(data("i1")).await.unwrap();
+    engine.push_input(data("i2")).await.unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < 2 && waited.elapsed() < DEADLINE {
+        taken.extend(engine.take_input(&b, 10, short).await.unwrap());
+    }
+    assert_eq!(taken, vec![data("i1"), data("i2")]);
+    assert!(engine
+        .take_input(&b, 10, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .is_empty());
+    let pushed = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            engine.push_input(Bytes::from_static(b"i3")).await.unwrap();
+        }
+    });
+    let mut later = Vec::new();
+    while later.is_empty() && waited.elapsed() < DEADLINE {
+        later = engine
+            .take_input(&b, 10, Duration::from_secs(2))
+            .await
+            .unwrap();
+    }
+    assert_eq!(later, vec![data("i3")]);
+    pushed.await.unwrap();
+
+    // Release frees the claim at once; the floor lifts the next epoch.
+    engine.release(&b).await.unwrap();
+    engine.release(&b).await.unwrap();
+    let c = engine
+        .acquire("c", 1000, short)
+        .await
+        .unwrap()
+        .expect("released");
+    assert_eq!(c.epoch, 1001);
+
+    // Unreachable is not fenced; after a restart without data the floor keeps epochs growing.
+    server.stop();
+    match engine.renew(&c, short).await {
+        Err(EngineError::Unreachable(why)) => assert!(!why.is_empty()),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    server.restart();
+    let d = loop {
+        match engine.acquire("d", c.epoch, short).await {
+            Ok(Some(d)) => break d,
+            Ok(None) | Err(EngineError::Unreachable(_)) => {}
+            Err(err) => panic!("{err:?}"),
+        }
+        assert!(
+            waited.elapsed() < DEADLINE * 2,
+            "no claim after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(d.epoch > c.epoch);
+    engine.append(&d, 1, vec![data("z1")]).await.unwrap();
+    // A connection made before the restart may fail once more (Unreachable): retry.
+    let records = loop {
+        match engine.read(at(b.epoch, 1), 10, short).await {
+            Ok(records) => break records,
+            Err(EngineError::Unreachable(_)) if waited.elapsed() < DEADLINE * 2 => {}
+            Err(err) => panic!("{err:?}"),
+        }
+    };
+    assert_eq!(records.len(), 1, "records after a reset are found");
+    assert_eq!(records[0].position, at(d.epoch, 1));
+}
