@@ -408,6 +408,38 @@ fn highest_of(watchers: &[&Watcher], pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Every server but the one at `skip`.
+fn except(servers: &[Server], skip: usize) -> Vec<&Server> {
+    servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != skip)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// The watchers of every server but the one at `skip`.
+fn watchers_except(watchers: &[(usize, Watcher)], skip: usize) -> Vec<&Watcher> {
+    watchers
+        .iter()
+        .filter(|(i, _)| *i != skip)
+        .map(|(_, w)| w)
+        .collect()
+}
+
+/// Waits until every watcher has received a [`COUNTER`] line.
+async fn wait_counting(watchers: &[&Watcher]) {
+    for watcher in watchers {
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t).is_some())
+                .await,
+            "{:?}",
+            watcher.texts()
+        );
+    }
+}
+
 fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -424,26 +456,11 @@ pub async fn failover_after_sigkill<E: EngineServer>() {
     let lease_ms = 2000;
     let (_engine, servers, runner, old) = counter_cluster::<E>("kill", lease_ms);
     let watchers = clients(&servers).await;
-    let survivors: Vec<&Watcher> = watchers
-        .iter()
-        .filter(|(i, _)| *i != runner)
-        .map(|(_, w)| w)
-        .collect();
-    for watcher in &survivors {
-        assert!(
-            watcher
-                .wait_for(DEADLINE, |t| counter_line(t).is_some())
-                .await
-        );
-    }
+    let survivors = watchers_except(&watchers, runner);
+    wait_counting(&survivors).await;
     signal(servers[runner].pid(), "KILL");
     let killed = Instant::now();
-    let others: Vec<&Server> = servers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != runner)
-        .map(|(_, s)| s)
-        .collect();
+    let others = except(&servers, runner);
     let taken = one_runner(&others, DEADLINE).expect("another instance runs the program");
     let took = killed.elapsed();
     assert!(
@@ -480,28 +497,13 @@ pub async fn fenced_after_sigstop<E: EngineServer>() {
     let (_engine, servers, runner, old) = counter_cluster::<E>("stop", lease_ms);
     let watchers = clients(&servers).await;
     let all: Vec<&Watcher> = watchers.iter().map(|(_, w)| w).collect();
-    for watcher in &all {
-        assert!(
-            watcher
-                .wait_for(DEADLINE, |t| counter_line(t).is_some())
-                .await
-        );
-    }
+    wait_counting(&all).await;
     signal(servers[runner].pid(), "STOP");
-    let others: Vec<&Server> = servers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != runner)
-        .map(|(_, s)| s)
-        .collect();
+    let others = except(&servers, runner);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         one_runner(&others, DEADLINE).expect("another instance runs the program")
     }));
-    let survivors: Vec<&Watcher> = watchers
-        .iter()
-        .filter(|(i, _)| *i != runner)
-        .map(|(_, w)| w)
-        .collect();
+    let survivors = watchers_except(&watchers, runner);
     let new = match result {
         Ok(_) => wait_new_program(&survivors, Some(old), DEADLINE).await,
         Err(panic) => {
@@ -550,13 +552,7 @@ pub async fn engine_restart<E: EngineServer>() {
     let (mut engine, servers, _, old) = counter_cluster::<E>("restart", 2000);
     let watchers = clients(&servers).await;
     let all: Vec<&Watcher> = watchers.iter().map(|(_, w)| w).collect();
-    for watcher in &all {
-        assert!(
-            watcher
-                .wait_for(DEADLINE, |t| counter_line(t).is_some())
-                .await
-        );
-    }
+    wait_counting(&all).await;
     engine.stop();
     // The outage lasts longer than the lease.
     tokio::time::sleep(Duration::from_millis(2500)).await;
