@@ -1,12 +1,15 @@
 //! `--cluster` with Redis: the engine-generic scenarios of `common/cluster.rs` run against a
 //! real `redis-server` started on a free port of 127.0.0.1, with nothing kept on disk.
 
+#[path = "common/certificate.rs"]
+mod certificate;
 #[path = "common/cluster.rs"]
 mod cluster;
 mod common;
 
 use cluster::{EngineServer, RedisServer};
-use common::alive;
+use common::{alive, free_port, Server, DEADLINE};
+use std::process::Command;
 
 #[test]
 fn redis_fixture_restarts_on_its_port_and_stops_by_pid() {
@@ -58,4 +61,86 @@ async fn graceful_shutdown_releases_the_claim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_engine_keeps_the_engine_contract() {
     cluster::engine_contract::<RedisServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_password_from_the_environment_never_logs_it() {
+    let cert = certificate::Certificate::new("cluster-rediss");
+    let port = free_port();
+    let mut command = Command::new("redis-server");
+    command.args([
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--tls-cert-file",
+        &cert.path("server.pem"),
+        "--tls-key-file",
+        &cert.path("server.key"),
+        "--tls-ca-cert-file",
+        &cert.path("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "s3cret-pw",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    let mut redis = cluster::spawn_listening(&mut command, port, "redis-server with TLS");
+    let url = format!("--cluster=rediss://127.0.0.1:{port}/tls");
+    let ca = cert.path("ca.pem");
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("WEBSOCKETD_CLUSTER_PASSWORD", "s3cret-pw"),
+    ];
+    let args = [
+        "--broadcast",
+        url.as_str(),
+        "--loglevel=debug",
+        "sh",
+        "-c",
+        cluster::COUNTER,
+    ];
+    let servers: Vec<Server> = (0..2)
+        .map(|_| Server::start_with(&common::root(), &env, &args))
+        .collect();
+    let refs: Vec<&Server> = servers.iter().collect();
+    let (_, pid) = cluster::one_runner(&refs, DEADLINE).expect("one program over rediss://");
+    for server in &servers {
+        let watcher = cluster::Watcher::connect(&server.url("/")).await;
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| cluster::counter_line(t)
+                    .is_some_and(|(p, _)| p == pid))
+                .await,
+            "{:?}",
+            server.stdout.all()
+        );
+    }
+    // A wrong password: the engine is unreachable, logged once, without the password.
+    let wrong = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("WEBSOCKETD_CLUSTER_PASSWORD", "wrong-pw"),
+    ];
+    let refused = Server::start_with(&common::root(), &wrong, &args);
+    assert!(refused
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("engine unreachable"))
+        .is_some());
+    for server in servers.iter().chain([&refused]) {
+        for line in server.stdout.all().iter().chain(server.stderr.all().iter()) {
+            assert!(
+                !line.contains("s3cret-pw") && !line.contains("wrong-pw"),
+                "{line}"
+            );
+        }
+    }
+    assert!(cluster::running(&[&refused]).iter().all(Vec::is_empty));
+    drop(servers);
+    drop(refused);
+    cluster::stop_child(&mut redis);
 }
