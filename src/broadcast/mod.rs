@@ -184,25 +184,17 @@ impl Hubs {
         let Some(settings) = &self.settings.cluster else {
             return hub(local());
         };
-        match cluster::bus(settings, &self.settings, script_name, self.shutdown.clone()) {
-            Ok(bus) => {
-                let shared = hub(bus.clone());
-                cluster::start(
-                    shared.clone(),
-                    bus,
-                    settings,
-                    &self.settings,
-                    self.close_ms,
-                    self.shutdown.clone(),
-                );
-                shared
-            }
-            Err(message) => {
-                // Flag validation only lets engines of this build through.
-                logging::server(Level::Error, &format!("Cluster: {message}"));
-                hub(local())
-            }
-        }
+        let bus = cluster::bus(settings, &self.settings, script_name, self.shutdown.clone());
+        let shared = hub(bus.clone());
+        cluster::start(
+            shared.clone(),
+            bus,
+            settings,
+            &self.settings,
+            self.close_ms,
+            self.shutdown.clone(),
+        );
+        shared
     }
 
     /// `--prestart`: starts the command, or every program at the top of `--dir`.

@@ -437,11 +437,6 @@ fn cluster_settings(parsed: &goflag::Parsed) -> Result<Option<ClusterSettings>, 
     };
     let password = std::env::var(PASSWORD_ENV).ok();
     let target = ClusterTarget::parse(url, password)?;
-    if !crate::broadcast::cluster::has_engine(target.engine) {
-        return Err(format!(
-            "--cluster={target}: this build has no engine for it"
-        ));
-    }
     let role = match role.unwrap_or("any") {
         "any" => ClusterRole::Any,
         "runner" => ClusterRole::Runner,

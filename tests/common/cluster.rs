@@ -675,7 +675,7 @@ pub async fn engine_contract<E: EngineServer>() {
         name: target.name.clone(),
         route: "/".into(),
     };
-    let engine = open_engine(&target, &key, 100).unwrap();
+    let engine = open_engine(&target, &key, 100);
     let short = Duration::from_millis(600);
     let at = |epoch, offset| Position { epoch, offset };
     let data = |text: &str| Bytes::copy_from_slice(text.as_bytes());

@@ -30,23 +30,11 @@ use std::sync::Arc;
 use target::{ClusterTarget, EngineKind};
 use tokio::sync::watch;
 
-/// Whether this build has the engine `kind` (checked when the flags are validated).
-pub fn has_engine(kind: EngineKind) -> bool {
-    match kind {
-        EngineKind::Redis => true,
-        EngineKind::Nats => true,
-    }
-}
-
 /// Opens the engine `target` names for the stream `key`.
-pub fn open_engine(
-    target: &ClusterTarget,
-    key: &StreamKey,
-    window: usize,
-) -> Result<Arc<dyn Engine>, String> {
+pub fn open_engine(target: &ClusterTarget, key: &StreamKey, window: usize) -> Arc<dyn Engine> {
     match target.engine {
-        EngineKind::Redis => Ok(redis::open(target, key, window)),
-        EngineKind::Nats => Ok(nats::open(target, key, window)),
+        EngineKind::Redis => redis::open(target, key, window),
+        EngineKind::Nats => nats::open(target, key, window),
     }
 }
 
@@ -57,20 +45,20 @@ pub fn bus(
     settings: &BroadcastSettings,
     route: &[u8],
     shutdown: watch::Receiver<bool>,
-) -> Result<Arc<ClusterBus>, String> {
+) -> Arc<ClusterBus> {
     let key = StreamKey {
         name: cluster.target.name.clone(),
         route: String::from_utf8_lossy(route).into_owned(),
     };
-    let engine = open_engine(&cluster.target, &key, settings.replay)?;
+    let engine = open_engine(&cluster.target, &key, settings.replay);
     let label = format!("{} route {}", cluster.target, key.route);
-    Ok(Arc::new(ClusterBus::new(
+    Arc::new(ClusterBus::new(
         engine,
         settings.max_queue,
         settings.replay,
         shutdown,
         label,
-    )))
+    ))
 }
 
 /// Starts the stream reader and the lease loop of `hub`, whose bus is `bus`.
