@@ -378,3 +378,33 @@ async fn recovers_when_the_server_lost_its_data() {
         ["after"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_pushed_while_the_holder_waits_is_never_lost() {
+    let server = NatsServer::start();
+    let a = engine(&server, "waiting");
+    let b = engine(&server, "waiting");
+    let claim = acquire_within(&a, "a", 0, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let pusher = tokio::spawn(async move {
+        for i in 0..100 {
+            b.push_input(Bytes::from(format!("i{i}"))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(if i % 10 == 0 { 300 } else { 3 })).await;
+        }
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 100 && Instant::now() < deadline {
+        for input in a
+            .take_input(&claim, 256, Duration::from_secs(1))
+            .await
+            .unwrap()
+        {
+            got.push(String::from_utf8_lossy(&input).into_owned());
+        }
+    }
+    pusher.await.unwrap();
+    let expected: Vec<String> = (0..100).map(|i| format!("i{i}")).collect();
+    assert_eq!(got, expected);
+}

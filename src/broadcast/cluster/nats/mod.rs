@@ -185,13 +185,15 @@ impl NatsEngine {
         EngineError::Unreachable(self.target.redact(&format!("NATS {what}: {err}")))
     }
 
-    /// `operation`, or `Unreachable` if it takes longer than `limit`.
+    /// `operation`, or `Unreachable` if it takes longer than `limit`. After a failure the
+    /// streams are checked again before the next operation (the server may have come back
+    /// without them).
     async fn bounded<T>(
         &self,
         limit: Duration,
         operation: impl Future<Output = Result<T, EngineError>>,
     ) -> Result<T, EngineError> {
-        match tokio::time::timeout(limit, operation).await {
+        let result = match tokio::time::timeout(limit, operation).await {
             Ok(result) => result,
             Err(_) => Err(EngineError::Unreachable(format!(
                 "NATS at {}:{} did not answer within {} ms",
@@ -199,7 +201,11 @@ impl NatsEngine {
                 self.target.port,
                 limit.as_millis()
             ))),
+        };
+        if matches!(result, Err(EngineError::Unreachable(_))) {
+            self.streams_ready.store(false, Ordering::Release);
         }
+        result
     }
 
     /// The JetStream context, connecting on first use (the client then reconnects by itself,
@@ -384,6 +390,8 @@ impl Engine for NatsEngine {
     ) -> BoxFuture<'_, Result<Option<Claim>, EngineError>> {
         let token = token.to_string();
         async move {
+            // Connecting and making the streams is not part of the claim operation's time.
+            self.bounded(REQUEST_TIMEOUT, self.ready()).await?;
             self.bounded(claim_limit(lease), self.acquire_now(&token, floor, lease))
                 .await
         }

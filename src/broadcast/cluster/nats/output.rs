@@ -140,6 +140,12 @@ impl NatsEngine {
             }
             return Ok(out);
         }
+        let connection = self.connections.load(Ordering::Acquire);
+        if reader.connection != connection {
+            // Reconnected since the consumer was made: it may be gone on the server.
+            reader.messages = None;
+            reader.connection = connection;
+        }
         // The server may have lost its data (restarted without its store): start over in
         // the new stream, where every position is after `after` (epochs grow from the floor).
         // (Checked when there is no consumer yet or the last read found nothing: a busy
@@ -150,12 +156,6 @@ impl NatsEngine {
             reset = reader.created.is_some_and(|stamp| stamp != state.created)
                 || reader.last.is_some_and(|(_, seq)| seq > state.last);
             reader.created = Some(state.created);
-        }
-        let connection = self.connections.load(Ordering::Acquire);
-        if reader.connection != connection {
-            // Reconnected since the consumer was made: it may be gone on the server.
-            reader.messages = None;
-            reader.connection = connection;
         }
         if reset {
             reader.messages = None;
@@ -171,6 +171,7 @@ impl NatsEngine {
         }
         let deadline = tokio::time::Instant::now() + wait;
         reader.idle = false;
+        let mut more = false;
         loop {
             let Some(messages) = reader.messages.as_mut() else {
                 return Ok(Vec::new());
@@ -182,6 +183,12 @@ impl NatsEngine {
                         reader.idle = true;
                         return Ok(Vec::new());
                     }
+                }
+            } else if more {
+                // The stream holds more already: take it too (within the wait).
+                match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
                 }
             } else {
                 match messages.next().now_or_never() {
@@ -203,7 +210,10 @@ impl NatsEngine {
                     break;
                 }
             };
-            let seq = message.info().map_or(0, |info| info.stream_sequence);
+            let (seq, pending) = message
+                .info()
+                .map_or((0, 0), |info| (info.stream_sequence, info.pending));
+            more = pending > 0;
             for record in decode(&message) {
                 if record.position <= after {
                     continue;
