@@ -226,7 +226,7 @@ fn switching_protocols(accept: &str, custom: &CustomHeaders) -> Response<Body> {
 /// The length of standard, padded base64 `text` once decoded; `None` if it is not base64.
 /// Public for the fuzz target that compares it with an independent decoder.
 pub fn decoded_len(text: &[u8]) -> Option<usize> {
-    if text.is_empty() || text.len() % 4 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
         return None;
     }
     let padding = text.iter().rev().take_while(|&&b| b == b'=').count();
