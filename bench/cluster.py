@@ -19,8 +19,8 @@ generator reports p50/p99 from the program's write to the client's receive. The 
 load against one instance without --cluster (3 x --clients receivers on it) gives the
 ratio: what going through the engine costs. Medians of --runs repetitions.
 
-Servers and the engine run pinned to core 0, clients to core 1. Run under
-`flock /work/wt/bench.lock`. Python 3 standard library only. See docs/cluster.md.
+Servers and the engine run pinned to core 0, clients to core 1, with
+nothing else benchmarking at the same time. Python 3 standard library only. See docs/cluster.md.
 """
 
 import argparse
