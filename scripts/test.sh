@@ -14,5 +14,5 @@ scripts/bench-smoke.sh --theirs none
 # Install paths: cargo install and the Debian package (a real dpkg -i when CI=true).
 scripts/package.sh
 scripts/soak.sh --smoke
-scripts/fuzz.sh --jobs 2 20
+scripts/fuzz.sh --dev --jobs 2 20
 scripts/autobahn.sh target/debug/websocketd
