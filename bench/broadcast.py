@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -97,18 +96,7 @@ class Daemon:
         return common.read_kib(f"/proc/{self.pid}/status", "VmRSS") or 0
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        for pid, _ in common.session_members(self.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        common.end_session(self.proc, 3)
         self.log.seek(0)
         tail = self.log.read().decode(errors="replace")[-300:]
         self.log.close()

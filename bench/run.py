@@ -290,6 +290,23 @@ def proc_stat(pid):
     return int(fields[3]), int(fields[19]), fields[0]
 
 
+def end_session(proc, grace):
+    """Stops a daemon started as a session leader: SIGTERM, SIGKILL after `grace` seconds,
+    then SIGKILL for every process its session still holds (programs it left behind)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    for pid, _ in session_members(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def session_members(sid):
     """Live (not zombie) processes of session `sid` as (pid, starttime). The daemon is
     started as a session leader, so this is the daemon and every process it started, even
