@@ -6,6 +6,8 @@
 //! the last records, input taken only by the holder, recovery after the server restarts
 //! with or without its data.
 
+#[path = "common/certificate.rs"]
+mod certificate;
 #[path = "common/cluster.rs"]
 mod cluster;
 mod common;
@@ -14,7 +16,7 @@ mod nats;
 
 use bytes::Bytes;
 use cluster::EngineServer;
-use common::alive;
+use common::{alive, Server, DEADLINE};
 use nats::NatsServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +69,115 @@ fn nats_fixture_restarts_on_its_port_and_stops_by_pid() {
     let dir = server.dir.clone();
     drop(server);
     assert!(!dir.exists(), "nothing is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_show_the_same_stream_from_one_program() {
+    cluster::same_stream_everywhere::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_runner_fails_over_within_the_lease_without_duplicates() {
+    cluster::failover_after_sigkill::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_stopped_past_its_lease_is_fenced_and_stops_its_program() {
+    cluster::fenced_after_sigstop::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_recover_when_nats_restarts_empty() {
+    cluster::engine_restart::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_from_two_instances_reaches_the_one_program_in_order() {
+    cluster::input_from_two_instances::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_releases_the_claim() {
+    cluster::graceful_shutdown_hands_over::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_engine_keeps_the_engine_contract() {
+    cluster::engine_contract::<NatsServer>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_password_from_the_environment_never_logs_it() {
+    let cert = certificate::Certificate::new("cluster-nats-tls");
+    let server = NatsServer::start_with(nats::NatsOptions {
+        credentials: Some(("feed".into(), "s3cret-pw".into())),
+        tls: Some((cert.path("server.pem"), cert.path("server.key"))),
+    });
+    // The user in a nats+tls:// URL, the password from the environment.
+    let url = format!("--cluster=nats+tls://feed@127.0.0.1:{}/tls", server.port);
+    let ca = cert.path("ca.pem");
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("WEBSOCKETD_CLUSTER_PASSWORD", "s3cret-pw"),
+    ];
+    let args = [
+        "--broadcast",
+        url.as_str(),
+        "--loglevel=debug",
+        "sh",
+        "-c",
+        cluster::COUNTER,
+    ];
+    let servers: Vec<Server> = (0..2)
+        .map(|_| Server::start_with(&common::root(), &env, &args))
+        .collect();
+    let refs: Vec<&Server> = servers.iter().collect();
+    let (_, pid) = cluster::one_runner(&refs, DEADLINE).expect("one program over TLS");
+    for server in &servers {
+        let watcher = cluster::Watcher::connect(&server.url("/")).await;
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| cluster::counter_line(t)
+                    .is_some_and(|(p, _)| p == pid))
+                .await,
+            "{:?}",
+            server.stdout.all()
+        );
+    }
+    // The password in the URL (tls://) works as well; a wrong one leaves the engine
+    // unreachable, logged without the password.
+    let good = format!("--cluster=tls://feed:s3cret-pw@127.0.0.1:{}/tls", server.port);
+    let with_url = Server::start_with(
+        &common::root(),
+        &[("SSL_CERT_FILE", ca.as_str())],
+        &["--broadcast", good.as_str(), "--loglevel=debug", "sh", "-c", cluster::COUNTER],
+    );
+    let watcher = cluster::Watcher::connect(&with_url.url("/")).await;
+    assert!(
+        watcher
+            .wait_for(DEADLINE, |t| cluster::counter_line(t).is_some())
+            .await,
+        "{:?}",
+        with_url.stdout.all()
+    );
+    let wrong = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("WEBSOCKETD_CLUSTER_PASSWORD", "wrong-pw"),
+    ];
+    let refused = Server::start_with(&common::root(), &wrong, &args);
+    assert!(refused
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("engine unreachable"))
+        .is_some());
+    for server in servers.iter().chain([&with_url, &refused]) {
+        for line in server.stdout.all().iter().chain(server.stderr.all().iter()) {
+            assert!(
+                !line.contains("s3cret-pw") && !line.contains("wrong-pw"),
+                "{line}"
+            );
+        }
+    }
+    assert!(cluster::running(&[&refused]).iter().all(Vec::is_empty));
 }
 
 const LEASE: Duration = Duration::from_millis(600);
