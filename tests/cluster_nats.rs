@@ -146,11 +146,21 @@ async fn tls_with_a_password_from_the_environment_never_logs_it() {
     }
     // The password in the URL (tls://) works as well; a wrong one leaves the engine
     // unreachable, logged without the password.
-    let good = format!("--cluster=tls://feed:s3cret-pw@127.0.0.1:{}/tls", server.port);
+    let good = format!(
+        "--cluster=tls://feed:s3cret-pw@127.0.0.1:{}/tls",
+        server.port
+    );
     let with_url = Server::start_with(
         &common::root(),
         &[("SSL_CERT_FILE", ca.as_str())],
-        &["--broadcast", good.as_str(), "--loglevel=debug", "sh", "-c", cluster::COUNTER],
+        &[
+            "--broadcast",
+            good.as_str(),
+            "--loglevel=debug",
+            "sh",
+            "-c",
+            cluster::COUNTER,
+        ],
     );
     let watcher = cluster::Watcher::connect(&with_url.url("/")).await;
     assert!(

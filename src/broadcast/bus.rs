@@ -97,6 +97,13 @@ pub trait Bus: Send + Sync + 'static {
     /// Client: leaves the stream.
     fn unsubscribe(&self, subscription: &Subscription);
 
+    /// Client: completes once a client that subscribes receives every message published
+    /// after it subscribed. A local bus is always ready; a cluster bus first learns where
+    /// the shared stream stands, or the daemon stops.
+    fn ready_for_clients(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// Client: input for the running program, in order per client. Waits while the
     /// program is behind in reading.
     fn send_input(&self, input: Input) -> BoxFuture<'_, ()>;

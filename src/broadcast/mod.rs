@@ -253,8 +253,10 @@ impl Hubs {
 }
 
 /// Answers a checked upgrade request in broadcast mode: the client joins its route's hub
-/// (starting the program if it is the first), then is served in a task of its own.
-pub fn join(
+/// (starting the program if it is the first) once the hub's bus is ready for it (in a
+/// cluster: once the instance knows where the shared stream stands, so the client misses
+/// nothing appended after it joined), then is served in a task of its own.
+pub async fn join(
     hubs: &Hubs,
     route: Route,
     joining: Joining,
@@ -262,6 +264,7 @@ pub fn join(
     scope: Scope,
 ) -> Response<Body> {
     let hub = hubs.hub(route);
+    hub.bus().ready_for_clients().await;
     let (member, launch_error) = match hub.join() {
         Ok(member) => (Some(member), None),
         Err(JoinError::NoForkSlot) => {

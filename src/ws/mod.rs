@@ -211,7 +211,8 @@ pub async fn upgrade(
             args,
             script_name,
         };
-        let mut response = crate::broadcast::join(hubs, route, joining, &config.headers, scope);
+        let mut response =
+            crate::broadcast::join(hubs, route, joining, &config.headers, scope).await;
         if let Some(chosen) = chosen_protocol.filter(|_| {
             matches!(
                 response.status(),

@@ -25,6 +25,16 @@ pub const RETRY_MIN: Duration = Duration::from_millis(50);
 /// See [`RETRY_MIN`].
 pub const RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// What a joining client waits for (see [`ClusterBus::ready_for_clients`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Gate {
+    /// The reader knows the position it reads after: every record appended from now on
+    /// reaches the clients subscribed now.
+    reading: bool,
+    /// The engine is unreachable: there is no telling when it will answer.
+    unreachable: bool,
+}
+
 /// The runner's side: the claim it holds and the offset its next record gets.
 #[derive(Debug, Clone)]
 struct Holding {
@@ -45,6 +55,8 @@ pub struct ClusterBus {
     shutdown: watch::Receiver<bool>,
     /// Why the engine is unreachable, for logging once per change of state.
     trouble: Mutex<Option<String>>,
+    /// Whether clients may join without missing records.
+    gate: watch::Sender<Gate>,
     /// The route and engine, for log lines.
     pub(super) label: String,
 }
@@ -77,6 +89,7 @@ impl ClusterBus {
             input_rx: tokio::sync::Mutex::new(input_rx),
             shutdown,
             trouble: Mutex::new(None),
+            gate: watch::Sender::new(Gate::default()),
             label,
         }
     }
@@ -135,6 +148,8 @@ impl ClusterBus {
             );
             *trouble = Some(why.clone());
         }
+        self.gate
+            .send_if_modified(|gate| !std::mem::replace(&mut gate.unreachable, true));
     }
 
     /// Logs that the engine answers again (if it had not).
@@ -148,6 +163,28 @@ impl ClusterBus {
                 Level::Info,
                 &format!("Cluster {}: engine reachable again", self.label),
             );
+        }
+        self.gate
+            .send_if_modified(|gate| std::mem::replace(&mut gate.unreachable, false));
+    }
+
+    /// The reader knows where it reads from: clients may join from now on.
+    pub fn reading(&self) {
+        self.gate
+            .send_if_modified(|gate| !std::mem::replace(&mut gate.reading, true));
+    }
+
+    /// Waits until a client that joins receives every record appended after it joined:
+    /// until the reader knows the position it reads after. The reader takes the end of the
+    /// stream as it finds it; a client subscribed before that could miss what was appended
+    /// in between. While the engine is unreachable nobody can tell when that will be, so
+    /// clients join at once and receive the records from where the reader starts.
+    async fn until_reading(&self) {
+        let mut gate = self.gate.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = gate.wait_for(|gate| gate.reading || gate.unreachable) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => {}
         }
     }
 
@@ -247,6 +284,10 @@ impl Bus for ClusterBus {
 
     fn unsubscribe(&self, subscription: &Subscription) {
         self.fan_out.unsubscribe(subscription.key);
+    }
+
+    fn ready_for_clients(&self) -> BoxFuture<'_, ()> {
+        self.until_reading().boxed()
     }
 
     fn send_input(&self, input: Input) -> BoxFuture<'_, ()> {

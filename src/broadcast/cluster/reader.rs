@@ -72,6 +72,14 @@ async fn start(bus: &ClusterBus, replay: usize) -> Position {
                 } else {
                     deliver(bus, records, &mut cursor).await;
                 }
+                logging::server(
+                    Level::Debug,
+                    &format!(
+                        "Cluster {}: reading the stream after epoch {} offset {}",
+                        bus.label, cursor.epoch, cursor.offset
+                    ),
+                );
+                bus.reading();
                 return cursor;
             }
             Err(err) => {
@@ -147,4 +155,143 @@ async fn flush(bus: &ClusterBus, pending: Option<Pending>) {
         ends: pending.ends,
     };
     bus.fan_out.publish(pending.start, &batch).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broadcast::bus::Bus;
+    use crate::broadcast::cluster::engine::{Claim, Engine, EngineError};
+    use bytes::Bytes;
+    use futures_util::future::BoxFuture;
+    use futures_util::FutureExt;
+    use tokio::sync::watch;
+
+    /// An engine whose stream is empty and whose `last` answers only once `answer` says
+    /// how (`Some(true)`: the stream's end, `Some(false)`: unreachable).
+    struct SlowEngine {
+        answer: watch::Receiver<Option<bool>>,
+    }
+
+    fn unused<T: Send + 'static>() -> BoxFuture<'static, Result<T, EngineError>> {
+        std::future::ready(Err(EngineError::Unreachable("not used here".into()))).boxed()
+    }
+
+    impl Engine for SlowEngine {
+        fn acquire(
+            &self,
+            _: &str,
+            _: u64,
+            _: Duration,
+        ) -> BoxFuture<'_, Result<Option<Claim>, EngineError>> {
+            unused()
+        }
+        fn renew(&self, _: &Claim, _: Duration) -> BoxFuture<'_, Result<(), EngineError>> {
+            unused()
+        }
+        fn release(&self, _: &Claim) -> BoxFuture<'_, Result<(), EngineError>> {
+            unused()
+        }
+        fn append(
+            &self,
+            _: &Claim,
+            _: u64,
+            _: Vec<Bytes>,
+        ) -> BoxFuture<'_, Result<(), EngineError>> {
+            unused()
+        }
+        fn read(
+            &self,
+            _: Position,
+            _: usize,
+            wait: Duration,
+        ) -> BoxFuture<'_, Result<Vec<Record>, EngineError>> {
+            async move {
+                tokio::time::sleep(wait).await;
+                Ok(Vec::new())
+            }
+            .boxed()
+        }
+        fn last(&self, _: usize) -> BoxFuture<'_, Result<Vec<Record>, EngineError>> {
+            let mut answer = self.answer.clone();
+            async move {
+                let reachable = *answer
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| EngineError::Unreachable("gone".into()))?;
+                match reachable {
+                    Some(true) => Ok(Vec::new()),
+                    _ => Err(EngineError::Unreachable("no answer".into())),
+                }
+            }
+            .boxed()
+        }
+        fn push_input(&self, _: Bytes) -> BoxFuture<'_, Result<(), EngineError>> {
+            unused()
+        }
+        fn take_input(
+            &self,
+            _: &Claim,
+            _: usize,
+            _: Duration,
+        ) -> BoxFuture<'_, Result<Vec<Bytes>, EngineError>> {
+            unused()
+        }
+    }
+
+    /// A bus over a [`SlowEngine`] with its reader running; the engine's answer, the
+    /// daemon's shutdown switch.
+    fn reading_bus() -> (
+        Arc<ClusterBus>,
+        watch::Sender<Option<bool>>,
+        watch::Sender<bool>,
+    ) {
+        let (answer_tx, answer) = watch::channel(None);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let bus = Arc::new(ClusterBus::new(
+            Arc::new(SlowEngine { answer }),
+            None,
+            0,
+            shutdown.clone(),
+            "test".into(),
+        ));
+        tokio::spawn(read_stream(bus.clone(), 0, shutdown));
+        (bus, answer_tx, shutdown_tx)
+    }
+
+    async fn joins_within(bus: &ClusterBus, limit: Duration) -> bool {
+        tokio::time::timeout(limit, bus.ready_for_clients())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn clients_join_once_the_reader_knows_where_the_stream_stands() {
+        let (bus, answer, _shutdown) = reading_bus();
+        assert!(
+            !joins_within(&bus, Duration::from_millis(200)).await,
+            "a client joined before the reader's start was known: it could miss records"
+        );
+        answer.send_replace(Some(true));
+        assert!(joins_within(&bus, Duration::from_secs(10)).await);
+        assert!(joins_within(&bus, Duration::from_millis(10)).await);
+    }
+
+    #[tokio::test]
+    async fn clients_join_at_once_while_the_engine_is_unreachable() {
+        let (bus, answer, _shutdown) = reading_bus();
+        answer.send_replace(Some(false));
+        assert!(joins_within(&bus, Duration::from_secs(10)).await);
+        // The engine answers again and the reader starts.
+        bus.recovered();
+        answer.send_replace(Some(true));
+        assert!(joins_within(&bus, Duration::from_secs(10)).await);
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_ends_the_wait() {
+        let (bus, _answer, shutdown) = reading_bus();
+        shutdown.send_replace(true);
+        assert!(joins_within(&bus, Duration::from_secs(10)).await);
+    }
 }
