@@ -51,10 +51,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{watch, Mutex, OnceCell};
 
 /// Longest wait for one answer from the server (claim operations wait at most a quarter
 /// of the lease).
@@ -138,9 +138,16 @@ pub struct NatsEngine {
     /// Output messages kept (each holds one record or more).
     window: usize,
     session: OnceCell<jetstream::Context>,
-    streams_ready: AtomicBool,
+    /// The connection (see `connections`) on which the streams were last found in place;
+    /// 0 after a failure. Checked again on every new connection, before anything else is
+    /// asked of them.
+    streams_checked: AtomicU64,
     /// Counts (re)connections: a consumer made before the latest one may be dead.
     connections: Arc<AtomicU64>,
+    /// Whether the client is connected now. Nothing is sent while it is not: the client
+    /// would queue it and send it the moment it reconnects, before the streams are checked
+    /// (a NATS 2.9 server that is creating a stream crashes on a read of it).
+    connected: Arc<watch::Sender<bool>>,
     holder: Mutex<Option<Holder>>,
     /// The claim revision seen last and when it was first seen (lease expiry).
     observed: std::sync::Mutex<Option<(u64, Instant)>>,
@@ -172,8 +179,9 @@ impl NatsEngine {
             names: Names::new(key),
             window: window.max(MIN_WINDOW),
             session: OnceCell::new(),
-            streams_ready: AtomicBool::new(false),
+            streams_checked: AtomicU64::new(0),
             connections: Arc::new(AtomicU64::new(0)),
+            connected: Arc::new(watch::Sender::new(false)),
             holder: Mutex::new(None),
             observed: std::sync::Mutex::new(None),
             reader: Mutex::new(Reader::default()),
@@ -203,7 +211,7 @@ impl NatsEngine {
             ))),
         };
         if matches!(result, Err(EngineError::Unreachable(_))) {
-            self.streams_ready.store(false, Ordering::Release);
+            self.streams_checked.store(0, Ordering::Release);
         }
         result
     }
@@ -214,10 +222,18 @@ impl NatsEngine {
         self.session
             .get_or_try_init(|| async {
                 let connections = self.connections.clone();
+                let connected = self.connected.clone();
                 let mut options = async_nats::ConnectOptions::new()
                     .event_callback(move |event| {
-                        if matches!(event, async_nats::Event::Connected) {
-                            connections.fetch_add(1, Ordering::AcqRel);
+                        match event {
+                            async_nats::Event::Connected => {
+                                connections.fetch_add(1, Ordering::AcqRel);
+                                connected.send_replace(true);
+                            }
+                            async_nats::Event::Disconnected => {
+                                connected.send_replace(false);
+                            }
+                            _ => {}
                         }
                         std::future::ready(())
                     })
@@ -260,10 +276,14 @@ impl NatsEngine {
             .await
     }
 
-    /// The context, with both streams and the input consumer in place.
+    /// The context, once connected, with both streams and the input consumer in place
+    /// (checked once per connection). Waits while the client is disconnected (the caller
+    /// bounds the wait).
     async fn ready(&self) -> Result<&jetstream::Context, EngineError> {
         let context = self.context().await?;
-        if self.streams_ready.load(Ordering::Acquire) {
+        let _ = self.connected.subscribe().wait_for(|up| *up).await;
+        let connection = self.connections.load(Ordering::Acquire);
+        if self.streams_checked.load(Ordering::Acquire) == connection {
             return Ok(context);
         }
         context
@@ -311,7 +331,7 @@ impl NatsEngine {
             .await
             .map_err(|err| self.unreachable("input consumer", err))?;
         *self.input.lock().await = Some(consumer);
-        self.streams_ready.store(true, Ordering::Release);
+        self.streams_checked.store(connection, Ordering::Release);
         Ok(context)
     }
 
@@ -336,7 +356,7 @@ impl NatsEngine {
             }
             Err(err) => {
                 if err.kind() == PublishErrorKind::StreamNotFound {
-                    self.streams_ready.store(false, Ordering::Release);
+                    self.streams_checked.store(0, Ordering::Release);
                 }
                 Err(WriteError::Other(self.unreachable("publish", err)))
             }
