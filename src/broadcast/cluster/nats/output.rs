@@ -9,6 +9,7 @@ use super::{
 };
 use crate::broadcast::cluster::engine::{Claim, EngineError, Position, Record};
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -16,26 +17,33 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 impl NatsEngine {
-    /// The offset after the last record of `epoch` in the output, if its last message is
-    /// of that epoch.
-    pub(super) async fn written_up_to(&self, epoch: u64) -> Result<Option<u64>, EngineError> {
+    /// The last output message, if the stream holds one.
+    async fn last_output(&self) -> Result<Option<StreamMessage>, EngineError> {
         let context = self.ready().await?;
         let stream = context
             .get_stream_no_info(&self.names.stream)
             .await
             .map_err(|err| self.unreachable("stream", err))?;
-        let message = match stream
+        match stream
             .get_last_raw_message_by_subject(&self.names.out)
             .await
         {
-            Ok(message) => message,
+            Ok(message) => Ok(Some(message)),
             Err(err)
                 if err.kind()
                     == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
             {
-                return Ok(None)
+                Ok(None)
             }
-            Err(err) => return Err(self.unreachable("output", err)),
+            Err(err) => Err(self.unreachable("output", err)),
+        }
+    }
+
+    /// The offset after the last record of `epoch` in the output, if its last message is
+    /// of that epoch.
+    pub(super) async fn written_up_to(&self, epoch: u64) -> Result<Option<u64>, EngineError> {
+        let Some(message) = self.last_output().await? else {
+            return Ok(None);
         };
         let (Some(its_epoch), Some(offset)) = (
             header_u64(&message.headers, EPOCH_HEADER),
@@ -214,7 +222,7 @@ impl NatsEngine {
                 .info()
                 .map_or((0, 0), |info| (info.stream_sequence, info.pending));
             more = pending > 0;
-            for record in decode(&message) {
+            for record in decode(message.headers.as_ref(), message.payload.clone()) {
                 if record.position <= after {
                     continue;
                 }
@@ -233,16 +241,22 @@ impl NatsEngine {
         Ok(out)
     }
 
-    /// The last `count` records, scanning back from the end in growing spans.
+    /// The last `count` records: from the last output message alone when it holds enough
+    /// (one request: a reader starts at once), else scanning back from it in growing spans.
     pub(super) async fn last_now(&self, count: usize) -> Result<Vec<Record>, EngineError> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let state = self.stream_state().await?;
-        let (first, last) = (state.first, state.last);
-        if last == 0 {
+        let Some(message) = self.last_output().await? else {
             return Ok(Vec::new());
+        };
+        let newest = decode(Some(&message.headers), message.payload.clone());
+        if newest.len() >= count {
+            let skip = newest.len() - count;
+            return Ok(newest.into_iter().skip(skip).collect());
         }
+        let first = self.stream_state().await?.first;
+        let last = message.sequence;
         let mut span = count as u64 + 16;
         loop {
             let start = last.saturating_sub(span - 1).max(first).max(1);
@@ -270,7 +284,7 @@ impl NatsEngine {
             let info = next.info().map_err(|err| self.unreachable("read", err))?;
             let seq = info.stream_sequence;
             let pending = info.pending;
-            out.extend(decode(&next));
+            out.extend(decode(next.headers.as_ref(), next.payload.clone()));
             if seq >= end || pending == 0 {
                 return Ok(out);
             }
@@ -300,12 +314,13 @@ impl NatsEngine {
     }
 }
 
-/// The records of an output message with their positions; none if it is not one of ours.
-fn decode(message: &async_nats::jetstream::Message) -> Vec<Record> {
+/// The records of an output message (its headers and payload) with their positions; none
+/// if it is not one of ours.
+fn decode(headers: Option<&HeaderMap>, payload: Bytes) -> Vec<Record> {
     let (Some(epoch), Some(offset), Some(records)) = (
-        header_u64_opt(message.headers.as_ref(), EPOCH_HEADER),
-        header_u64_opt(message.headers.as_ref(), OFFSET_HEADER),
-        records::unpack(message.payload.clone()),
+        header_u64_opt(headers, EPOCH_HEADER),
+        header_u64_opt(headers, OFFSET_HEADER),
+        records::unpack(payload),
     ) else {
         return Vec::new();
     };
