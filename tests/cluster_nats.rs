@@ -110,44 +110,18 @@ async fn nats_engine_keeps_the_engine_contract() {
 async fn tls_with_a_password_from_the_environment_never_logs_it() {
     let cert = certificate::Certificate::new("cluster-nats-tls");
     let server = NatsServer::start_with(nats::NatsOptions {
-        credentials: Some(("feed".into(), "s3cret-pw".into())),
+        credentials: Some(("feed".into(), cluster::PASSWORD.into())),
         tls: Some((cert.path("server.pem"), cert.path("server.key"))),
     });
     // The user in a nats+tls:// URL, the password from the environment.
     let url = format!("--cluster=nats+tls://feed@127.0.0.1:{}/tls", server.port);
     let ca = cert.path("ca.pem");
-    let env = [
-        ("SSL_CERT_FILE", ca.as_str()),
-        ("WEBSOCKETD_CLUSTER_PASSWORD", "s3cret-pw"),
-    ];
-    let args = [
-        "--broadcast",
-        url.as_str(),
-        "--loglevel=debug",
-        "sh",
-        "-c",
-        cluster::COUNTER,
-    ];
-    let servers: Vec<Server> = (0..2)
-        .map(|_| Server::start_with(&common::root(), &env, &args))
-        .collect();
-    let refs: Vec<&Server> = servers.iter().collect();
-    let (_, pid) = cluster::one_runner(&refs, DEADLINE).expect("one program over TLS");
-    for server in &servers {
-        let watcher = cluster::Watcher::connect(&server.url("/")).await;
-        assert!(
-            watcher
-                .wait_for(DEADLINE, |t| cluster::counter_line(t)
-                    .is_some_and(|(p, _)| p == pid))
-                .await,
-            "{:?}",
-            server.stdout.all()
-        );
-    }
+    let servers = cluster::one_program_over_tls(&url, &ca).await;
     // The password in the URL (tls://) works as well; a wrong one leaves the engine
     // unreachable, logged without the password.
     let good = format!(
-        "--cluster=tls://feed:s3cret-pw@127.0.0.1:{}/tls",
+        "--cluster=tls://feed:{}@127.0.0.1:{}/tls",
+        cluster::PASSWORD,
         server.port
     );
     let with_url = Server::start_with(
@@ -170,24 +144,8 @@ async fn tls_with_a_password_from_the_environment_never_logs_it() {
         "{:?}",
         with_url.stdout.all()
     );
-    let wrong = [
-        ("SSL_CERT_FILE", ca.as_str()),
-        ("WEBSOCKETD_CLUSTER_PASSWORD", "wrong-pw"),
-    ];
-    let refused = Server::start_with(&common::root(), &wrong, &args);
-    assert!(refused
-        .stdout
-        .wait_for(DEADLINE, |l| l.contains("engine unreachable"))
-        .is_some());
-    for server in servers.iter().chain([&with_url, &refused]) {
-        for line in server.stdout.all().iter().chain(server.stderr.all().iter()) {
-            assert!(
-                !line.contains("s3cret-pw") && !line.contains("wrong-pw"),
-                "{line}"
-            );
-        }
-    }
-    assert!(cluster::running(&[&refused]).iter().all(Vec::is_empty));
+    let others: Vec<&Server> = servers.iter().chain([&with_url]).collect();
+    cluster::wrong_password_never_logged(&url, &ca, &others);
 }
 
 const LEASE: Duration = Duration::from_millis(600);

@@ -8,7 +8,7 @@ mod cluster;
 mod common;
 
 use cluster::{EngineServer, RedisServer};
-use common::{alive, free_port, Server, DEADLINE};
+use common::{alive, free_port, Server};
 use std::process::Command;
 
 #[test]
@@ -84,7 +84,7 @@ async fn rediss_with_a_password_from_the_environment_never_logs_it() {
         "--tls-auth-clients",
         "no",
         "--requirepass",
-        "s3cret-pw",
+        cluster::PASSWORD,
         "--save",
         "",
         "--appendonly",
@@ -93,54 +93,10 @@ async fn rediss_with_a_password_from_the_environment_never_logs_it() {
     let mut redis = cluster::spawn_listening(&mut command, port, "redis-server with TLS");
     let url = format!("--cluster=rediss://127.0.0.1:{port}/tls");
     let ca = cert.path("ca.pem");
-    let env = [
-        ("SSL_CERT_FILE", ca.as_str()),
-        ("WEBSOCKETD_CLUSTER_PASSWORD", "s3cret-pw"),
-    ];
-    let args = [
-        "--broadcast",
-        url.as_str(),
-        "--loglevel=debug",
-        "sh",
-        "-c",
-        cluster::COUNTER,
-    ];
-    let servers: Vec<Server> = (0..2)
-        .map(|_| Server::start_with(&common::root(), &env, &args))
-        .collect();
-    let refs: Vec<&Server> = servers.iter().collect();
-    let (_, pid) = cluster::one_runner(&refs, DEADLINE).expect("one program over rediss://");
-    for server in &servers {
-        let watcher = cluster::Watcher::connect(&server.url("/")).await;
-        assert!(
-            watcher
-                .wait_for(DEADLINE, |t| cluster::counter_line(t)
-                    .is_some_and(|(p, _)| p == pid))
-                .await,
-            "{:?}",
-            server.stdout.all()
-        );
-    }
+    let servers = cluster::one_program_over_tls(&url, &ca).await;
     // A wrong password: the engine is unreachable, logged once, without the password.
-    let wrong = [
-        ("SSL_CERT_FILE", ca.as_str()),
-        ("WEBSOCKETD_CLUSTER_PASSWORD", "wrong-pw"),
-    ];
-    let refused = Server::start_with(&common::root(), &wrong, &args);
-    assert!(refused
-        .stdout
-        .wait_for(DEADLINE, |l| l.contains("engine unreachable"))
-        .is_some());
-    for server in servers.iter().chain([&refused]) {
-        for line in server.stdout.all().iter().chain(server.stderr.all().iter()) {
-            assert!(
-                !line.contains("s3cret-pw") && !line.contains("wrong-pw"),
-                "{line}"
-            );
-        }
-    }
-    assert!(cluster::running(&[&refused]).iter().all(Vec::is_empty));
+    let refs: Vec<&Server> = servers.iter().collect();
+    cluster::wrong_password_never_logged(&url, &ca, &refs);
     drop(servers);
-    drop(refused);
     cluster::stop_child(&mut redis);
 }

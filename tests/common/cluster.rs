@@ -661,6 +661,71 @@ pub async fn graceful_shutdown_hands_over<E: EngineServer>() {
         .any(|l| l.contains("claim released")));
 }
 
+/// The password the TLS scenarios' engine servers require.
+pub const PASSWORD: &str = "s3cret-pw";
+
+/// Scenario part, TLS with the password from the environment: two instances started with
+/// `cluster` (a `--cluster=` flag for a TLS URL without the password) and the password
+/// in `WEBSOCKETD_CLUSTER_PASSWORD` share one program, whose lines reach a client of
+/// each. `ca` is the PEM file of the server certificate's authority.
+pub async fn one_program_over_tls(cluster: &str, ca: &str) -> Vec<Server> {
+    let env = [
+        ("SSL_CERT_FILE", ca),
+        ("WEBSOCKETD_CLUSTER_PASSWORD", PASSWORD),
+    ];
+    let servers: Vec<Server> = (0..2).map(|_| tls_instance(cluster, &env)).collect();
+    let refs: Vec<&Server> = servers.iter().collect();
+    let (_, pid) = one_runner(&refs, DEADLINE).expect("one program over TLS");
+    for server in &servers {
+        let watcher = Watcher::connect(&server.url("/")).await;
+        assert!(
+            watcher
+                .wait_for(DEADLINE, |t| counter_line(t).is_some_and(|(p, _)| p == pid))
+                .await,
+            "{:?}",
+            server.stdout.all()
+        );
+    }
+    servers
+}
+
+/// Scenario part: an instance started like [`one_program_over_tls`] with a wrong
+/// password finds the engine unreachable and runs nothing; no log line of it or of
+/// `others` holds either password.
+pub fn wrong_password_never_logged(cluster: &str, ca: &str, others: &[&Server]) {
+    let env = [
+        ("SSL_CERT_FILE", ca),
+        ("WEBSOCKETD_CLUSTER_PASSWORD", "wrong-pw"),
+    ];
+    let refused = tls_instance(cluster, &env);
+    assert!(refused
+        .stdout
+        .wait_for(DEADLINE, |l| l.contains("engine unreachable"))
+        .is_some());
+    for server in others.iter().copied().chain([&refused]) {
+        for line in server.stdout.all().iter().chain(server.stderr.all().iter()) {
+            assert!(
+                !line.contains(PASSWORD) && !line.contains("wrong-pw"),
+                "{line}"
+            );
+        }
+    }
+    assert!(running(&[&refused]).iter().all(Vec::is_empty));
+}
+
+/// An instance running [`COUNTER`] with `cluster` and `env`.
+fn tls_instance(cluster: &str, env: &[(&str, &str)]) -> Server {
+    let args = [
+        "--broadcast",
+        cluster,
+        "--loglevel=debug",
+        "sh",
+        "-c",
+        COUNTER,
+    ];
+    Server::start_with(&super::common::root(), env, &args)
+}
+
 /// Scenario: the engine keeps the contract of `websocketd::broadcast::cluster::engine`
 /// (claims, epochs, fenced and idempotent appends, reads, input), talked to directly.
 pub async fn engine_contract<E: EngineServer>() {
