@@ -179,6 +179,75 @@ async fn binary_echo_with_eight_in_flight_does_not_stall() {
     let _sink = sender.await.unwrap();
 }
 
+/// A burst of binary messages of every size, sent without waiting: several arrive in one
+/// socket read and reach the program in one write, short ones copied together, long ones
+/// from where they arrived; every byte comes back, in order.
+#[tokio::test]
+async fn binary_burst_of_mixed_sizes_comes_back_whole_and_in_order() {
+    let server = Server::start(&["--binary", "cat"]);
+    let ws = connect(&server.url("/")).await;
+    let (mut sink, mut stream) = ws.split();
+    let sizes: Vec<usize> = (0..96)
+        .map(|i| [1, 700, 8191, 8192, 65536, 200_000][i % 6] + i)
+        .collect();
+    let messages: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(n, &size)| (0..size).map(|i| (i * 31 + n * 7) as u8).collect())
+        .collect();
+    let expected = messages.concat();
+    let sender = tokio::spawn(async move {
+        for message in messages {
+            sink.send(Message::binary(message)).await.unwrap();
+        }
+        sink
+    });
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while received.len() < expected.len() {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) => received.extend_from_slice(&data),
+            other => panic!("stalled after {} bytes: {other:?}", received.len()),
+        }
+    }
+    assert_eq!(received.len(), expected.len());
+    assert!(received == expected, "the echo differs from what was sent");
+    let _sink = sender.await.unwrap();
+}
+
+/// The same in line mode: each message, short or long, is one line on stdin and comes
+/// back as one message.
+#[tokio::test]
+async fn text_burst_of_mixed_sizes_comes_back_line_by_line() {
+    let server = Server::start(&["cat"]);
+    let ws = connect(&server.url("/")).await;
+    let (mut sink, mut stream) = ws.split();
+    let lines: Vec<String> = (0..300)
+        .map(|i| {
+            let letter = char::from(b'a' + (i % 26) as u8);
+            letter.to_string().repeat([1, 50, 9000, 70_000][i % 4] + i)
+        })
+        .collect();
+    let expected = lines.clone();
+    let sender = tokio::spawn(async move {
+        for line in lines {
+            sink.send(Message::text(line)).await.unwrap();
+        }
+        sink
+    });
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for (n, want) in expected.iter().enumerate() {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Text(got)))) => {
+                assert_eq!(got.len(), want.len(), "message {n}");
+                assert!(got.as_str() == want.as_str(), "message {n} differs");
+            }
+            other => panic!("message {n} did not come back: {other:?}"),
+        }
+    }
+    let _sink = sender.await.unwrap();
+}
+
 #[tokio::test]
 async fn message_size_limit_allows_n_and_refuses_n_plus_one() {
     let server = Server::start(&["--maxframesize=1000", "cat"]);

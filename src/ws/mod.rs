@@ -8,6 +8,7 @@ pub mod origin;
 pub mod output;
 pub mod prepared;
 pub mod session;
+mod stdin;
 pub mod subprotocol;
 pub mod transport;
 pub mod utf8;

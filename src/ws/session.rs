@@ -4,13 +4,13 @@
 //! that tells the client what happened.
 
 use super::output::{log_stderr, widen_pipes, Framing, OutputEnd, OutputRelay};
+use super::stdin::StdinBatch;
 use super::transport::{Failure, Incoming, Receiver, Sender};
 use crate::logging::Scope;
 use crate::process::{self, ladder, Program};
 use futures_util::FutureExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -19,9 +19,10 @@ use tokio::time::Instant;
 pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How long output may keep arriving after the program's group is gone.
 pub(crate) const OUTPUT_GRACE: Duration = Duration::from_millis(200);
-/// Messages are gathered into one stdin write up to this many bytes; larger messages are
-/// written on their own.
-const BATCH_LIMIT: usize = 64 * 1024;
+/// Messages that have already arrived are gathered into one stdin write until the batch
+/// holds this many bytes (a client sending large messages without pause: as many as one
+/// socket read brought, see the transport's read size).
+const BATCH_LIMIT: usize = 1 << 20;
 
 /// Settings that shape every session.
 #[derive(Debug, Clone, Copy)]
@@ -270,7 +271,7 @@ async fn relay_input(
     clock: &PongClock,
     scope: &Scope,
 ) -> InputEnd {
-    let mut batch = Vec::new();
+    let mut batch = StdinBatch::default();
     loop {
         let event = if batch.is_empty() {
             rx.next().await
@@ -314,27 +315,7 @@ async fn relay_input(
             );
             continue;
         }
-        if payload.len() > BATCH_LIMIT {
-            // Large messages go out directly rather than through a copy.
-            if let Err(end) = write_batch(stdin, &mut batch, scope).await {
-                return end;
-            }
-            let Some(pipe) = stdin.as_mut() else {
-                return InputEnd::StdinClosed;
-            };
-            let mut written = pipe.write_all(&payload).await;
-            if written.is_ok() && !binary {
-                written = pipe.write_all(b"\n").await;
-            }
-            if let Err(err) = written {
-                return stdin_failed(stdin, &err, scope);
-            }
-            continue;
-        }
-        batch.extend_from_slice(&payload);
-        if !binary {
-            batch.push(b'\n');
-        }
+        batch.push(payload, !binary);
         if batch.len() >= BATCH_LIMIT {
             if let Err(end) = write_batch(stdin, &mut batch, scope).await {
                 return end;
@@ -346,7 +327,7 @@ async fn relay_input(
 /// Writes the gathered messages to stdin and empties the batch.
 async fn write_batch(
     stdin: &mut Option<pipe::Sender>,
-    batch: &mut Vec<u8>,
+    batch: &mut StdinBatch,
     scope: &Scope,
 ) -> Result<(), InputEnd> {
     if batch.is_empty() {
@@ -356,12 +337,10 @@ async fn write_batch(
         batch.clear();
         return Err(InputEnd::StdinClosed);
     };
-    let written = pipe.write_all(batch).await;
-    batch.clear();
-    if batch.capacity() > BATCH_LIMIT * 2 {
-        *batch = Vec::new();
-    }
-    written.map_err(|err| stdin_failed(stdin, &err, scope))
+    batch
+        .write_to(pipe)
+        .await
+        .map_err(|err| stdin_failed(stdin, &err, scope))
 }
 
 fn stdin_failed(stdin: &mut Option<pipe::Sender>, err: &std::io::Error, scope: &Scope) -> InputEnd {

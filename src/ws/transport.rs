@@ -21,6 +21,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -28,8 +29,13 @@ use tokio::sync::Notify;
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// Bytes asked of the socket per read; the buffer exists only while data is waiting.
+/// Bytes asked of the socket per read at first; the buffer exists only while data is
+/// waiting.
 const READ_CHUNK: usize = 64 * 1024;
+/// While reads keep filling all they are offered (a client sending without pause), the
+/// next read asks for twice as much, up to this: several large messages then arrive in
+/// one read and go to the program in one write.
+const READ_CHUNK_MAX: usize = 1 << 20;
 /// Largest single growth of the read buffer while a long frame arrives.
 const READ_RESERVE_MAX: usize = 4 << 20;
 /// Queued outgoing bytes that trigger a write even before an explicit flush.
@@ -82,6 +88,8 @@ pub struct Receiver {
     buf: BytesMut,
     /// Bytes the frame being read needs in `buf`.
     want: usize,
+    /// Bytes the next read asks for (between [`READ_CHUNK`] and [`READ_CHUNK_MAX`]).
+    chunk: usize,
     max: usize,
     message: Option<Partial>,
     inflate: Option<Inflater>,
@@ -248,6 +256,7 @@ pub fn from_halves(
         io: reader,
         buf: BytesMut::from(&early[..]),
         want: 0,
+        chunk: READ_CHUNK,
         max: options.max_message.unwrap_or(usize::MAX),
         message: None,
         inflate,
@@ -581,17 +590,27 @@ impl Receiver {
         poll_fn(|cx| {
             let need = self.want.saturating_sub(self.buf.len());
             let spare = self.buf.capacity() - self.buf.len();
-            if spare < READ_CHUNK / 4 || spare < need {
-                self.buf.reserve(need.clamp(READ_CHUNK, READ_RESERVE_MAX));
+            if spare < self.chunk / 4 || spare < need {
+                self.buf.reserve(need.clamp(self.chunk, READ_RESERVE_MAX));
             }
+            let offered = self.buf.capacity() - self.buf.len();
+            let mid_frame = !self.buf.is_empty();
             let polled = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
-            if polled.is_pending() && self.buf.is_empty() {
-                self.buf = BytesMut::new();
-                if self.message.is_none() {
-                    if let Some(inflate) = self.inflate.as_mut() {
-                        inflate.idle();
+            match &polled {
+                Poll::Ready(Ok(n)) if *n == offered => {
+                    self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+                }
+                // A short read that starts a frame: the client is no longer streaming.
+                Poll::Ready(Ok(n)) if *n < READ_CHUNK / 4 && !mid_frame => self.chunk = READ_CHUNK,
+                Poll::Pending if self.buf.is_empty() => {
+                    self.buf = BytesMut::new();
+                    if self.message.is_none() {
+                        if let Some(inflate) = self.inflate.as_mut() {
+                            inflate.idle();
+                        }
                     }
                 }
+                _ => {}
             }
             polled
         })
