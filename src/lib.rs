@@ -16,6 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod once;
+pub mod prefixed;
 pub mod process;
 pub mod router;
 pub mod scriptdir;

@@ -153,8 +153,24 @@ async fn sigterm_stops_stubborn_programs_too() {
 
 #[test]
 fn a_flooding_program_and_a_client_that_never_reads_keep_memory_bounded() {
-    let server = Server::start(&["yes", "flood"]);
+    flood_keeps_memory_bounded(&["yes", "flood"]);
+}
+
+/// The same in binary mode, whose pipes are widened and read in larger chunks.
+#[test]
+fn binary_flood_to_a_client_that_never_reads_keeps_memory_bounded() {
+    flood_keeps_memory_bounded(&["--binary", "yes", "flood"]);
+}
+
+fn flood_keeps_memory_bounded(args: &[&str]) {
+    let server = Server::start(args);
     let daemon = server.pid();
+    // A first session creates what the daemon keeps for later ones (timers, signal pipes).
+    let first = raw_upgrade(server.port);
+    assert!(wait_until(DEADLINE, || programs(daemon).len() == 1));
+    drop(first);
+    assert!(wait_until(DEADLINE, || programs(daemon).is_empty()));
+    let descriptors = fd_count(daemon);
     let stream = raw_upgrade(server.port);
     assert!(wait_until(DEADLINE, || programs(daemon).len() == 1));
     let program = programs(daemon)[0];
@@ -179,6 +195,11 @@ fn a_flooding_program_and_a_client_that_never_reads_keep_memory_bounded() {
     assert!(alive(program));
     drop(stream);
     assert!(wait_until(DEADLINE, || !alive(program)));
+    assert!(
+        wait_until(DEADLINE, || fd_count(daemon) <= descriptors),
+        "descriptors: {descriptors} before, {} after",
+        fd_count(daemon)
+    );
 }
 
 #[tokio::test]

@@ -248,6 +248,48 @@ async fn text_burst_of_mixed_sizes_comes_back_line_by_line() {
     let _sink = sender.await.unwrap();
 }
 
+/// Binary output in bursts of every size (one message per read of the pipe): every byte
+/// arrives in order, pings sent meanwhile are answered between whole frames, and the
+/// program's exit closes with 1000.
+#[tokio::test]
+async fn binary_output_of_every_size_arrives_whole_with_pongs_between_frames() {
+    let program = "for n in 1 2 3 50 2000 9000 40000 300000 5 120000; do seq $n; done";
+    let server = Server::start(&["--binary", "sh", "-c", program]);
+    let mut expected = Vec::new();
+    for n in [1, 2, 3, 50, 2000, 9000, 40000, 300000, 5, 120000] {
+        for i in 1..=n {
+            expected.extend_from_slice(format!("{i}\n").as_bytes());
+        }
+    }
+    let mut ws = connect(&server.url("/")).await;
+    let mut received = Vec::new();
+    let (mut pings, mut pongs) = (0, 0);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) => {
+                received.extend_from_slice(&data);
+                if pings < 20 {
+                    ws.send(Message::Ping(vec![pings].into())).await.unwrap();
+                    pings += 1;
+                }
+            }
+            Ok(Some(Ok(Message::Pong(_)))) => pongs += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+                break;
+            }
+            other => panic!("after {} bytes: {other:?}", received.len()),
+        }
+    }
+    assert_eq!(received.len(), expected.len());
+    assert!(
+        received == expected,
+        "the output differs from what the program wrote"
+    );
+    assert!(pongs > 0, "no pong among {pings} pings");
+}
+
 #[tokio::test]
 async fn message_size_limit_allows_n_and_refuses_n_plus_one() {
     let server = Server::start(&["--maxframesize=1000", "cat"]);

@@ -66,6 +66,35 @@ async fn websocket_over_the_unix_socket_alone() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Binary echo over the Unix socket (its halves read and written independently): large
+/// messages come back whole and in order.
+#[tokio::test]
+async fn binary_echo_over_the_unix_socket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = temp_dir("unix-binary");
+    let socket = dir.join("ws.sock");
+    let flag = format!("--unixsocket={}", socket.display());
+    let server = Server::spawn_raw(&root(), &[&flag, "--binary", "cat"]);
+    wait_for_socket(&server, &socket);
+    let mut ws = connect_unix(&socket, "/").await.unwrap();
+    for size in [10usize, 20_000, 65_536, 500_000] {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 13 + size) as u8).collect();
+        ws.send(Message::binary(payload.clone())).await.unwrap();
+        let mut echoed = Vec::new();
+        while echoed.len() < size {
+            match tokio::time::timeout(DEADLINE, ws.next()).await {
+                Ok(Some(Ok(Message::Binary(data)))) => echoed.extend_from_slice(&data),
+                other => panic!("{size}: after {} bytes: {other:?}", echoed.len()),
+            }
+        }
+        assert!(echoed == payload, "echo of {size} bytes differs");
+    }
+    drop(ws);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn a_second_daemon_refuses_a_live_socket_and_replaces_a_stale_one() {
     let dir = temp_dir("unix-twice");

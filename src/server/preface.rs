@@ -3,13 +3,11 @@
 //! (RFC 9113 §3.4), which no HTTP/1 request line starts with. The bytes read to decide are
 //! handed back in front of the stream, so the chosen protocol sees the connection whole.
 
-use std::io::IoSlice;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use crate::prefixed::Prefixed;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The HTTP/2 client connection preface.
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const PREFACE: &[u8; crate::prefixed::MAX_PREFIX] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Which protocol a connection opened with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,79 +42,12 @@ where
             break Opening::Http2;
         }
     };
-    let prefixed = Prefixed {
-        prefix: seen,
-        start: 0,
-        end: filled,
-        inner: stream,
-    };
-    (opening, prefixed)
+    (opening, Prefixed::new(&seen[..filled], stream))
 }
 
 /// `stream` as it is, for a server that does not look at the first bytes.
 pub fn untouched<S>(stream: S) -> Prefixed<S> {
-    Prefixed {
-        prefix: [0; PREFACE.len()],
-        start: 0,
-        end: 0,
-        inner: stream,
-    }
-}
-
-/// A stream with a few already-read bytes served before the rest of it.
-#[derive(Debug)]
-pub struct Prefixed<S> {
-    prefix: [u8; PREFACE.len()],
-    start: usize,
-    end: usize,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.start < this.end {
-            let n = buf.remaining().min(this.end - this.start);
-            buf.put_slice(&this.prefix[this.start..this.start + n]);
-            this.start += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
+    Prefixed::new(&[], stream)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::deflate::{Agreement, CompressSettings, Deflater, InflateError, Inflat
 use super::frame::{self, Header, MAX_HEADER, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING};
 use super::frame::{OP_PONG, OP_TEXT};
 use super::utf8::Utf8Stream;
+use crate::prefixed::Prefixed;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
@@ -267,25 +269,53 @@ pub fn from_halves(
     (sender, receiver)
 }
 
-/// Splits the connection. TCP and Unix sockets split into independent halves; other streams
-/// (TLS) share one state machine and go through tokio's split.
+/// Splits the connection. TCP and Unix sockets (as accepted, or behind the few bytes read
+/// to tell HTTP/2 from HTTP/1) split into independent halves; other streams (TLS) share one
+/// state machine and go through tokio's split.
 fn split(io: Upgraded) -> (Reader, Writer, Bytes) {
-    let io = match io.downcast::<TokioIo<tokio::net::TcpStream>>() {
+    let io = match io.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => return halves(parts.io.into_inner().into_split(), parts.read_buf),
+        Err(io) => io,
+    };
+    let io = match io.downcast::<TokioIo<Prefixed<TcpStream>>>() {
         Ok(parts) => {
-            let (r, w) = parts.io.into_inner().into_split();
-            return (Box::new(r), Box::new(w), parts.read_buf);
+            let (stream, unread) = parts.io.into_inner().into_parts();
+            return halves(stream.into_split(), in_order(&unread, parts.read_buf));
         }
         Err(io) => io,
     };
-    let io = match io.downcast::<TokioIo<tokio::net::UnixStream>>() {
+    let io = match io.downcast::<TokioIo<UnixStream>>() {
+        Ok(parts) => return halves(parts.io.into_inner().into_split(), parts.read_buf),
+        Err(io) => io,
+    };
+    let io = match io.downcast::<TokioIo<Prefixed<UnixStream>>>() {
         Ok(parts) => {
-            let (r, w) = parts.io.into_inner().into_split();
-            return (Box::new(r), Box::new(w), parts.read_buf);
+            let (stream, unread) = parts.io.into_inner().into_parts();
+            return halves(stream.into_split(), in_order(&unread, parts.read_buf));
         }
         Err(io) => io,
     };
     let (r, w) = tokio::io::split(TokioIo::new(io));
     (Box::new(r), Box::new(w), Bytes::new())
+}
+
+fn halves<R, W>((r, w): (R, W), early: Bytes) -> (Reader, Writer, Bytes)
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    (Box::new(r), Box::new(w), early)
+}
+
+/// Bytes already read from the client: those still put back in front of the stream come
+/// before those the HTTP parser read ahead.
+fn in_order(unread: &[u8], read_ahead: Bytes) -> Bytes {
+    if unread.is_empty() {
+        return read_ahead;
+    }
+    let mut all = BytesMut::from(unread);
+    all.extend_from_slice(&read_ahead);
+    all.freeze()
 }
 
 /// Appends a whole frame (header and payload) to the gathering buffer; returns its size.
