@@ -5,8 +5,10 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use tokio::io::AsyncWriteExt;
+use std::pin::Pin;
+use tokio::io::AsyncWrite;
 use tokio::net::unix::pipe;
 
 /// Messages shorter than this are copied into the batch; longer ones are referenced.
@@ -73,13 +75,19 @@ impl StdinBatch {
 
     async fn write_pieces(&mut self, pipe: &mut pipe::Sender) -> io::Result<()> {
         while !self.pieces.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for (slot, piece) in slices.iter_mut().zip(&self.pieces) {
-                *slot = IoSlice::new(piece);
-                count += 1;
-            }
-            let mut n = pipe.write_vectored(&slices[..count]).await?;
+            // The slices live on the stack of each poll, not in the future: a session's
+            // future (allocated for every connection, idle or not) stays small.
+            let pieces = &self.pieces;
+            let mut n = poll_fn(|cx| {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut count = 0;
+                for (slot, piece) in slices.iter_mut().zip(pieces) {
+                    *slot = IoSlice::new(piece);
+                    count += 1;
+                }
+                Pin::new(&mut *pipe).poll_write_vectored(cx, &slices[..count])
+            })
+            .await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
