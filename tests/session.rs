@@ -167,14 +167,7 @@ async fn binary_echo_with_eight_in_flight_does_not_stall() {
         }
         sink
     });
-    let mut received = Vec::new();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while received.len() < expected.len() {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(Message::Binary(data)))) => received.extend_from_slice(&data),
-            other => panic!("stalled after {} bytes: {other:?}", received.len()),
-        }
-    }
+    let received = binary_echoes(&mut stream, expected.len()).await;
     assert!(received == expected);
     let _sink = sender.await.unwrap();
 }
@@ -202,14 +195,7 @@ async fn binary_burst_of_mixed_sizes_comes_back_whole_and_in_order() {
         }
         sink
     });
-    let mut received = Vec::new();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while received.len() < expected.len() {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(Message::Binary(data)))) => received.extend_from_slice(&data),
-            other => panic!("stalled after {} bytes: {other:?}", received.len()),
-        }
-    }
+    let received = binary_echoes(&mut stream, expected.len()).await;
     assert_eq!(received.len(), expected.len());
     assert!(received == expected, "the echo differs from what was sent");
     let _sink = sender.await.unwrap();
@@ -415,4 +401,20 @@ fn read_frames(stream: &mut std::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
         rest = &rest[header + len..];
     }
     frames
+}
+
+/// The binary messages' bytes until `len` have arrived, within [`DEADLINE`].
+async fn binary_echoes<S>(stream: &mut S, len: usize) -> Vec<u8>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while received.len() < len {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) => received.extend_from_slice(&data),
+            other => panic!("stalled after {} bytes: {other:?}", received.len()),
+        }
+    }
+    received
 }
