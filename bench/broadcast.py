@@ -81,17 +81,6 @@ class Daemon:
                                      stderr=self.log, start_new_session=True)
         self.pid = self.proc.pid
 
-    def wait_port(self, port):
-        import socket
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("server did not listen")
-
     def rss_kib(self):
         return common.read_kib(f"/proc/{self.pid}/status", "VmRSS") or 0
 
@@ -133,7 +122,7 @@ def fanout_run(args, name, clients, workdir):
     daemon = Daemon(argv)
     started = {}
     try:
-        daemon.wait_port(port)
+        common.wait_port(port, timeout=10)
 
         def ready(_proc):
             started["t"] = time.monotonic()
@@ -164,7 +153,7 @@ def idle_run(args, name, clients):
     daemon = Daemon(argv)
     measured = {}
     try:
-        daemon.wait_port(port)
+        common.wait_port(port, timeout=10)
         time.sleep(0.3)
         base = daemon.rss_kib()
 

@@ -90,7 +90,7 @@ class Engine:
         self.proc = subprocess.Popen(["taskset", "-c", common.SERVER_CORE, *argv],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_port(self.port)
+        common.wait_port(self.port)
 
     def url(self, name):
         return f"{self.kind}://127.0.0.1:{self.port}/{name}"
@@ -102,17 +102,6 @@ class Engine:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
-
-
-def wait_port(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 class Instance:
@@ -129,7 +118,7 @@ class Instance:
         self.proc = subprocess.Popen(["taskset", "-c", common.SERVER_CORE, *self.argv],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, start_new_session=True)
-        wait_port(self.port)
+        common.wait_port(self.port)
 
     def programs(self):
         """PIDs of the programs this instance runs (children, or its spawner's)."""

@@ -290,6 +290,18 @@ def proc_stat(pid):
     return int(fields[3]), int(fields[19]), fields[0]
 
 
+def wait_port(port, timeout=15):
+    """Returns once something accepts connections on 127.0.0.1:port; raises after timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 def end_session(proc, grace):
     """Stops a daemon started as a session leader: SIGTERM, SIGKILL after `grace` seconds,
     then SIGKILL for every process its session still holds (programs it left behind)."""
